@@ -1,0 +1,109 @@
+"""What a catalog is: a list of dataset entries (card + schema) and a way to load rows.
+
+Two implementations share this interface: `LocalCatalog` (a folder like ../shared/hub) and
+`HubCatalog` (huggingface_hub + datasets). Everything downstream sees only these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+import datasets
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One column of a config: name, a short dtype string, and ClassLabel names when it has them."""
+
+    name: str
+    dtype: str  # "string", "int32", "list<string>", "class_label", "struct", ...
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigInfo:
+    name: str
+    features: tuple[Feature, ...]
+    splits: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.splits.values())
+
+
+@dataclass
+class DatasetEntry:
+    """A dataset as retrieval and planning see it."""
+
+    id: str  # repo id, e.g. "cornell-movie-review-data/rotten_tomatoes", or a card name
+    aliases: tuple[str, ...] = ()  # other names it is known by (the 2022 card name)
+    pretty_name: str = ""
+    task_categories: tuple[str, ...] = ()
+    task_ids: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    licenses: tuple[str, ...] = ()
+    size_categories: tuple[str, ...] = ()
+    summary: str = ""  # the card's prose, trimmed
+    configs: tuple[ConfigInfo, ...] = ()
+    has_rows: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name this entry answers to, for relevance checks and exclusions."""
+        short = self.id.split("/")[-1]
+        return tuple(dict.fromkeys((self.id, short, *self.aliases)))
+
+    @property
+    def license(self) -> str:
+        return ", ".join(self.licenses) or "unknown"
+
+    def config(self, name: str) -> ConfigInfo:
+        for c in self.configs:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+class Catalog(Protocol):
+    """Where datasets come from. The only code that reads dataset files lives behind this."""
+
+    location: str
+
+    def entries(self) -> list[DatasetEntry]: ...
+
+    def entry(self, dataset_id: str) -> DatasetEntry: ...
+
+    def load(self, dataset_id: str, config: str, split: str) -> datasets.Dataset: ...
+
+    def fingerprint(self) -> str: ...
+
+
+def features_from_datasets(features: datasets.Features) -> tuple[Feature, ...]:
+    """Summarise `datasets.Features` as `Feature` records (ClassLabel names kept)."""
+    return tuple(Feature(name, *_describe(f)) for name, f in features.items())
+
+
+def _describe(f) -> tuple[str, tuple[str, ...]]:
+    if isinstance(f, datasets.ClassLabel):
+        return "class_label", tuple(f.names)
+    if isinstance(f, datasets.Value):
+        return str(f.dtype), ()
+    if isinstance(f, (datasets.Sequence, datasets.List, datasets.LargeList)) if hasattr(datasets, "List") else isinstance(f, datasets.Sequence):
+        inner = f.feature
+        if isinstance(inner, datasets.ClassLabel):
+            return "list<class_label>", tuple(inner.names)
+        if isinstance(inner, dict):
+            return "struct", ()
+        dtype, labels = _describe(inner)
+        return f"list<{dtype}>", labels
+    if isinstance(f, list):
+        dtype, labels = _describe(f[0]) if f else ("any", ())
+        return f"list<{dtype}>", labels
+    if isinstance(f, dict):
+        return "struct", ()
+    return type(f).__name__.lower(), ()
+
+
+def iter_ids(entries: Iterable[DatasetEntry]) -> list[str]:
+    return [e.id for e in entries]

@@ -1,0 +1,249 @@
+"""Compile a plan into a plain Python function over rows: no LLM call where the mapping is structural.
+
+`compile_plan(plan, features)` returns a `RowMapper` whose `map_batch(columns)` turns a batch
+(column name -> list of values, as `datasets` yields it) into inputs, outputs and drop reasons.
+LLM fields are not handled here: they are filled afterwards by execute.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import datasets
+
+from . import rules
+from .plan import Plan
+
+_SEG = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+MISSING = object()
+
+
+def parse_path(path: str) -> list[str | int]:
+    return [name if name else int(idx) for name, idx in _SEG.findall(path)]
+
+
+def root(path: str) -> str:
+    return str(parse_path(path)[0])
+
+
+def get_path(row: dict, path: list[str | int]) -> Any:
+    value: Any = row
+    for seg in path:
+        try:
+            value = value[seg]
+        except (KeyError, IndexError, TypeError):
+            return MISSING
+    return value
+
+
+def render(value: Any) -> str:
+    """A value as text: lists of strings joined with spaces (token lists), others via str()."""
+    if value is MISSING or value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(render(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(render(v) for v in value.values())
+    return str(value)
+
+
+def pretty(name: str) -> str:
+    return root(name).replace("_", " ").strip().capitalize()
+
+
+def default_template(columns: list[str]) -> str:
+    if len(columns) == 1:
+        return "{" + columns[0] + "}"
+    return "\n".join(f"{pretty(c)}: {{{c}}}" for c in columns)
+
+
+def class_names(features: datasets.Features | None, column: str) -> list[str] | None:
+    """ClassLabel names of a column (or of the items of a list column), if it has them."""
+    if not features or root(column) not in features:
+        return None
+    f = features[root(column)]
+    if isinstance(f, datasets.ClassLabel):
+        return list(f.names)
+    inner = getattr(f, "feature", None)
+    if isinstance(inner, datasets.ClassLabel):
+        return list(inner.names)
+    return None
+
+
+@dataclass
+class Mapped:
+    inputs: list[str]
+    outputs: list[str]
+    drops: list[str | None]  # None = kept; else the reason the row was dropped
+
+
+class RowMapper:
+    def __init__(self, plan: Plan, features: datasets.Features | None):
+        self.plan = plan
+        self.features = features
+        self.columns = sorted({root(c) for c in self._referenced()} & set(features or {}) or {root(c) for c in self._referenced()})
+        self._input = self._compile_input()
+        self._output = self._compile_output()
+        self._required = [parse_path(c) for c in plan.drop_if_missing]
+
+    def _referenced(self) -> list[str]:
+        p = self.plan
+        refs = list(p.input_columns) + _PLACEHOLDER.findall(p.input_template or "")
+        if p.choices:
+            refs += p.choices.options
+        if p.output and p.output.column:
+            refs.append(p.output.column)
+        return refs + list(p.drop_if_missing)
+
+    # -- input ------------------------------------------------------------------------------
+    def _compile_input(self) -> Callable[[dict], str]:
+        p = self.plan
+        template = p.input_template or default_template(p.input_columns)
+        parts: list[str | list] = []
+        pos = 0
+        for m in _PLACEHOLDER.finditer(template):
+            parts.append(template[pos:m.start()])
+            parts.append(parse_path(m.group(1)))
+            pos = m.end()
+        parts.append(template[pos:])
+        names = {tuple(parse_path(c)): class_names(self.features, c) for c in _PLACEHOLDER.findall(template)}
+
+        def text_of(row, path):
+            v = get_path(row, path)
+            labels = names.get(tuple(path))
+            if labels and isinstance(v, int) and 0 <= v < len(labels):
+                return labels[v]
+            return render(v)
+
+        choice = self._compile_choices()
+
+        def make_input(row: dict) -> str:
+            body = "".join(x if isinstance(x, str) else text_of(row, x) for x in parts).strip()
+            if choice is not None:
+                body = body + "\n" + "\n".join(f"{rules.letter(i)}. {o}" for i, o in enumerate(choice(row)))
+            return body
+
+        return make_input
+
+    def _compile_choices(self) -> Callable[[dict], list[str]] | None:
+        ch = self.plan.choices
+        if ch is None:
+            return None
+        paths = [parse_path(o) for o in ch.options]
+        strip = rules.strip_option_prefix if ch.strip_prefixes else (lambda s: str(s).strip())
+
+        def options(row: dict) -> list[str]:
+            if len(paths) == 1:
+                v = get_path(row, paths[0])
+                vals = v if isinstance(v, list) else []
+            else:
+                vals = [get_path(row, p) for p in paths]
+            return [strip(render(x)) for x in vals]
+
+        self._options = options
+        return options
+
+    # -- output -----------------------------------------------------------------------------
+    def _compile_output(self) -> Callable[[dict], tuple[str | None, str | None]]:
+        out = self.plan.output
+        if out is None or out.kind == "llm":
+            return lambda row: ("", None)
+        path = parse_path(out.column or "")
+        labels = class_names(self.features, out.column or "")
+
+        if out.kind == "label_map":
+            lm = out.label_map
+
+            def label_map(row):
+                v = get_path(row, path)
+                if v is MISSING or v is None or v == -1:
+                    return None, "no_label"
+                name = labels[v] if labels and isinstance(v, int) and 0 <= v < len(labels) else render(v).strip()
+                target = lm.get(name)
+                return (target, None) if target is not None else (None, "label_unmapped")
+
+            return label_map
+
+        if out.kind == "choice_letter":
+            def choice_letter(row):
+                v = get_path(row, path)
+                if v is MISSING or v is None or v == -1:
+                    return None, "no_label"
+                if isinstance(v, int):
+                    if labels and 0 <= v < len(labels) and len(labels[v]) == 1 and labels[v].isalpha():
+                        return labels[v].upper(), None
+                    if labels and 0 <= v < len(labels) and labels[v].isdigit():
+                        return rules.letter(int(labels[v])), None
+                    return rules.letter(v), None
+                s = render(v).strip()
+                if len(s) == 1 and s.isalpha():
+                    return s.upper(), None
+                if s.isdigit():
+                    return rules.letter(int(s)), None
+                opts = self._options(row) if self.plan.choices else []
+                if s in opts:
+                    return rules.letter(opts.index(s)), None
+                return None, "answer_not_an_option"
+
+            return choice_letter
+
+        extract = out.extract
+
+        def column(row):
+            v = get_path(row, path)
+            if v is MISSING or v is None:
+                return None, "missing_output"
+            if labels and isinstance(v, list):
+                text = " ".join(labels[i] if isinstance(i, int) and 0 <= i < len(labels) else str(i) for i in v)
+            elif labels and isinstance(v, int):
+                text = labels[v] if 0 <= v < len(labels) else ""
+            else:
+                text = render(v)
+            if extract == "marker":
+                text = rules.extract_after_marker(text, out.marker or "")
+            elif extract == "boxed":
+                text = rules.extract_boxed(text)
+            elif extract == "last_number":
+                text = rules.last_number(text)
+            if out.number:
+                text = rules.normalise_number(text)
+            text = text.strip()
+            return (text, None) if text else (None, "empty_output")
+
+        return column
+
+    # -- rows -------------------------------------------------------------------------------
+    def map_row(self, row: dict) -> tuple[str, str, str | None]:
+        for req in self._required:
+            v = get_path(row, req)
+            if v is MISSING or v is None or v == "" or v == []:
+                return "", "", "missing_field"
+        output, reason = self._output(row)
+        if reason:
+            return "", "", reason
+        text = self._input(row)
+        if not text:
+            return "", "", "empty_input"
+        return text, output or "", None
+
+    def map_batch(self, batch: dict[str, list]) -> Mapped:
+        cols = [c for c in self.columns if c in batch]
+        n = len(batch[cols[0]]) if cols else 0
+        inputs, outputs, drops = [], [], []
+        values = [batch[c] for c in cols]
+        for i in range(n):
+            row = {c: v[i] for c, v in zip(cols, values)}
+            a, b, r = self.map_row(row)
+            inputs.append(a)
+            outputs.append(b)
+            drops.append(r)
+        return Mapped(inputs, outputs, drops)
+
+
+def compile_plan(plan: Plan, features: datasets.Features | None) -> RowMapper:
+    return RowMapper(plan, features)

@@ -1,0 +1,93 @@
+"""The plan language: what to do with one (dataset, config) to turn its rows into task rows.
+
+A plan is data (saved in plans.json, re-executable with `datatune apply`); `compile.py` turns it
+into a plain function over rows. Column references are field paths into a row: `question`,
+`answers.text[0]`, `tokens` (a list, joined with spaces when rendered).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import ConfigError
+from .task import TaskSpec
+
+PLAN_VERSION = 1
+
+
+class OutputRule(BaseModel):
+    """How a row's `output` is derived."""
+
+    kind: Literal["column", "label_map", "choice_letter", "llm"]
+    column: str | None = None  # field path of the answer
+    extract: Literal["none", "marker", "boxed", "last_number"] = "none"
+    marker: str | None = None  # for extract == "marker"
+    number: bool = False  # normalise the result as a number ("1,000" -> "1000")
+    label_map: dict[str, str] = Field(default_factory=dict)  # source label name -> target label
+    instruction: str | None = None  # for kind == "llm": what the model writes per row
+
+
+class Choices(BaseModel):
+    """Multiple-choice rendering: options from one list column or several columns, lettered A, B, ..."""
+
+    options: list[str]  # one list-valued path, or several scalar paths
+    strip_prefixes: bool = True  # 'A)21' -> '21' before re-lettering
+
+
+class LLMField(BaseModel):
+    """A field the LLM writes per row, with the compiled row as context (translate, paraphrase...)."""
+
+    target: Literal["input", "output"]
+    instruction: str
+
+
+class Plan(BaseModel):
+    dataset: str
+    config: str
+    splits: list[str]
+    keep: bool
+    reason: str = ""
+    roles: dict[str, Literal["input", "output", "irrelevant", "ambiguous"]] = Field(default_factory=dict)
+    input_columns: list[str] = Field(default_factory=list)
+    input_template: str = ""  # '{question}\n{context}'; empty = default rendering of input_columns
+    choices: Choices | None = None
+    output: OutputRule | None = None
+    drop_if_missing: list[str] = Field(default_factory=list)  # rows lacking these fields are dropped
+    llm_fields: list[LLMField] = Field(default_factory=list)
+    license: str = "unknown"
+    rank: int = 0
+    checks: dict = Field(default_factory=dict)  # what validation measured on real rows
+
+    @property
+    def needs_llm(self) -> bool:
+        return bool(self.llm_fields) or (self.output is not None and self.output.kind == "llm")
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}:{self.config}"
+
+
+class PlanFile(BaseModel):
+    version: int = PLAN_VERSION
+    task: TaskSpec
+    plans: list[Plan]
+
+
+def save_plans(path: Path, task: TaskSpec, plans: list[Plan]) -> None:
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(PlanFile(task=task, plans=plans).model_dump_json(indent=2))
+    tmp.replace(path)
+
+
+def load_plans(path: str | Path) -> PlanFile:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"plans file not found: {p} (it is written as plans.json in every build's output folder)")
+    try:
+        return PlanFile.model_validate(json.loads(p.read_text()))
+    except (json.JSONDecodeError, ValueError) as e:
+        raise ConfigError(f"{p} is not a datatune plans file ({str(e).splitlines()[0][:150]})") from e

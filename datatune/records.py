@@ -1,0 +1,44 @@
+"""The row contract of a built dataset: every row says where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+
+METHODS = ("mapped", "llm", "synthetic")
+
+
+@dataclass
+class Row:
+    input: str
+    output: str
+    source_dataset: str = ""  # e.g. "openai/gsm8k"; empty for synthetic rows
+    source_config: str = ""
+    source_split: str = ""
+    source_row: int = -1  # index of the row in that split; -1 for synthetic rows
+    method: str = "mapped"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SCHEMA = pa.schema(
+    [
+        ("input", pa.string()),
+        ("output", pa.string()),
+        ("source_dataset", pa.string()),
+        ("source_config", pa.string()),
+        ("source_split", pa.string()),
+        ("source_row", pa.int64()),
+        ("method", pa.string()),
+    ]
+)
+
+
+def rows_to_table(rows: list[Row]) -> pa.Table:
+    return pa.Table.from_pylist([r.to_dict() for r in rows], schema=SCHEMA)
+
+
+def table_to_rows(table: pa.Table) -> list[Row]:
+    return [Row(**d) for d in table.select(SCHEMA.names).to_pylist()]

@@ -1,0 +1,54 @@
+"""Settings, read from the environment when a command starts (never at import).
+
+Precedence: CLI flag > DATATUNE_* > OPENAI_* / HF_* > default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    """A folder under datatune's cache: DATATUNE_CACHE, else the Hugging Face assets dir."""
+    root = os.environ.get("DATATUNE_CACHE")
+    if root:
+        path = Path(root).expanduser().joinpath(*parts)
+    else:
+        from huggingface_hub import cached_assets_path
+
+        path = cached_assets_path("datatune", namespace="default", subfolder=parts[0] if parts else "default")
+        path = path.joinpath(*parts[1:])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalog: str | None = None  # local catalog path; None = the Hugging Face Hub
+    base_url: str | None = None  # OpenAI-compatible endpoint; None = embedded model
+    api_key: str | None = None
+    model: str | None = None  # remote model name, or embedded model key ("qwen2.5-coder-1.5b")
+    gguf: str | None = None  # a local GGUF file for the embedded server
+    concurrency: int | None = None
+    use_cache: bool = True
+    max_llm_calls: int | None = None
+    debug: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            catalog=env.get("DATATUNE_CATALOG") or None,
+            base_url=env.get("DATATUNE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
+            api_key=env.get("DATATUNE_API_KEY") or env.get("OPENAI_API_KEY") or None,
+            model=env.get("DATATUNE_MODEL") or None,
+            gguf=env.get("DATATUNE_GGUF") or None,
+            debug=env.get("DATATUNE_DEBUG", "") not in ("", "0"),
+        )
+
+    def override(self, **flags) -> "Settings":
+        """Apply CLI flags that were given (None means 'not given')."""
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})

@@ -1,0 +1,92 @@
+"""Shared fixtures: every cache in a tmp dir, offline Hugging Face, a fake LLM at the llm seam."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+HUB = SHARED / "hub"
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path_factory, monkeypatch):
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("HF_HOME", str(base / "hf_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("DATATUNE_CACHE", str(base / "datatune_cache"))
+    for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "DATATUNE_BASE_URL", "DATATUNE_CATALOG", "DATATUNE_MODEL", "DATATUNE_GGUF"):
+        monkeypatch.delenv(var, raising=False)
+    # the assembled embedded model (1 GB) is kept between runs, like a user's cache
+    if "DATATUNE_MODEL_DIR" not in os.environ:
+        from huggingface_hub import constants
+
+        monkeypatch.setenv("DATATUNE_MODEL_DIR", str(Path(constants.HF_HOME).expanduser() / "assets" / "datatune" / "models"))
+
+
+@pytest.fixture(scope="session")
+def hub_path() -> Path:
+    if not HUB.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{HUB} is missing in CI: the shared catalog must sit beside the checkout")
+        pytest.skip(f"{HUB} not found (the shared catalog beside the checkout); these tests read real rows from it")
+    return HUB
+
+
+@pytest.fixture(scope="session")
+def catalog(hub_path, tmp_path_factory):
+    from datatune.catalog.local import LocalCatalog
+
+    return LocalCatalog(hub_path, cache=tmp_path_factory.mktemp("catalog_cache"))
+
+
+class FakeEndpoint:
+    """An OpenAI-compatible endpoint in-process (an httpx MockTransport): handler(request_json) -> content."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.requests: list[dict] = []
+
+    def transport(self):
+        import httpx2
+
+        def respond(request):
+            body = json.loads(request.content)
+            self.requests.append(body)
+            content = self.handler(body)
+            finish = "stop"
+            if isinstance(content, tuple):
+                content, finish = content
+            return httpx2.Response(200, json={
+                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            })
+
+        return httpx2.MockTransport(respond)
+
+
+@pytest.fixture
+def fake_llm():
+    """fake_llm(handler, **LLM kwargs) -> (LLM, FakeEndpoint)."""
+    from datatune.llm import LLM, Endpoint
+
+    def make(handler, **kwargs):
+        ep = FakeEndpoint(handler)
+        llm = LLM(Endpoint("http://fake.test/v1", "fake-model"), transport=ep.transport(), **kwargs)
+        return llm, ep
+
+    return make
+
+
+def last_user(body: dict) -> str:
+    return [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+
+
+def schema_of(body: dict) -> dict | None:
+    rf = body.get("response_format") or {}
+    return (rf.get("json_schema") or {}).get("schema")
