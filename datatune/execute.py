@@ -39,12 +39,9 @@ def iter_mapped(plan: Plan, split: str, ds: datasets.Dataset, *, batch_size: int
     start = 0
     for batch in ds.iter(batch_size=batch_size):
         m = mapper.map_batch(batch)
-        rows, drops = [], Counter()
-        for i, (a, b, why) in enumerate(zip(m.inputs, m.outputs, m.drops)):
-            if why:
-                drops[why] += 1
-            else:
-                rows.append(Row(a, b, plan.dataset, plan.config, split, start + i, method))
+        drops = Counter(why for why in m.drops if why)
+        rows = [Row(a, b, plan.dataset, plan.config, split, start + i, method)
+                for i, (a, b, why) in enumerate(zip(m.inputs, m.outputs, m.drops)) if why is None]
         start += len(m.inputs)
         yield rows, drops
 

@@ -33,6 +33,8 @@ class Candidate:
     config: ConfigInfo
     rank: int = 0
     score: float = 0.0
+    siblings: tuple[str, ...] = ()  # other configs of the same kind (same schema and labels)
+    why: tuple[str, ...] = ()  # what matched in retrieval
 
     @property
     def key(self) -> str:

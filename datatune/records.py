@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 METHODS = ("mapped", "llm", "synthetic")
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     input: str
     output: str
@@ -20,7 +20,10 @@ class Row:
     method: str = "mapped"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: getattr(self, k) for k in FIELDS}
+
+
+FIELDS = ("input", "output", "source_dataset", "source_config", "source_split", "source_row", "method")
 
 
 SCHEMA = pa.schema(

@@ -1,0 +1,384 @@
+"""The `datatune` command. The only module that prints.
+
+Errors a user can cause end with one line (what happened, what to do) and exit code 1; usage
+errors exit 2; DATATUNE_DEBUG=1 shows the traceback. Data goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import DatatuneError
+from .settings import Settings
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True, color=None if not os.environ.get("NO_COLOR") else False)
+
+
+def _reporter(quiet: bool, as_json: bool):
+    from .progress import JsonReporter, Reporter, TqdmReporter
+
+    if as_json:
+        return JsonReporter()
+    if quiet:
+        return Reporter()
+    return TqdmReporter(color=not os.environ.get("NO_COLOR"))
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "dataset"
+
+
+class Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DatatuneError as e:
+            if os.environ.get("DATATUNE_DEBUG", "") not in ("", "0"):
+                raise
+            _echo_err(f"Error: {e}")
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            _echo_err("Interrupted. The run state is kept: re-run the same command (or add --resume) to continue.")
+            ctx.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="datatune")
+def main() -> None:
+    """Build fine-tuning datasets from existing public datasets."""
+
+
+# -- shared options ---------------------------------------------------------------------------
+def catalog_option(f):
+    return click.option("--catalog", "catalog", metavar="PATH", help="Local catalog folder (like ../shared/hub). Default: $DATATUNE_CATALOG, else the Hugging Face Hub.")(f)
+
+
+def llm_options(f):
+    f = click.option("--model", help="Model name at the endpoint, or the embedded model (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b). Env: DATATUNE_MODEL.")(f)
+    f = click.option("--base-url", help="OpenAI-compatible endpoint. Env: OPENAI_BASE_URL. Default: the embedded model.")(f)
+    f = click.option("--concurrency", type=click.IntRange(1, 256), help="LLM requests in flight (default: 1 embedded, 8 remote).")(f)
+    f = click.option("--max-llm-calls", type=click.IntRange(0), help="Stop cleanly before making more LLM calls than this.")(f)
+    f = click.option("--no-cache", is_flag=True, help="Bypass the LLM response cache.")(f)
+    return f
+
+
+def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max_llm_calls=None, no_cache=False) -> Settings:
+    s = Settings.from_env().override(catalog=catalog, model=model, base_url=base_url, concurrency=concurrency, max_llm_calls=max_llm_calls)
+    return s.override(use_cache=False) if no_cache else s
+
+
+# -- build ------------------------------------------------------------------------------------
+@main.command()
+@click.argument("description", required=False, default="")
+@catalog_option
+@click.option("--size", type=int, default=1000, show_default=True, help="Rows in the built dataset.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (Hub layout). Default: ./datatune-out/<task>.")
+@click.option("--examples", type=click.Path(path_type=Path), help="Few-shot examples: JSONL with 'input' and 'output'.")
+@click.option("--eval-file", type=click.Path(path_type=Path), help="JSONL of evaluation rows ('input'): rows overlapping them are dropped.")
+@click.option("--validation-fraction", type=float, default=0.0, show_default=True, help="Share of rows in a validation split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling and the LLM: same plans + same seed = same output.")
+@click.option("--per-source-cap", type=float, default=0.5, show_default=True, help="Largest share of --size one source dataset may fill.")
+@click.option("--max-candidates", type=click.IntRange(1), default=8, show_default=True, help="Candidate datasets planned at most.")
+@click.option("-k", "--top-k", type=click.IntRange(1), default=20, show_default=True, help="Candidates retrieved.")
+@click.option("--exclude", multiple=True, metavar="NAME", help="Never use this dataset (repeatable).")
+@click.option("--benchmark", metavar="NAME", help="The task comes from this benchmark: its copies are never sources.")
+@click.option("--plans", "plans_file", type=click.Path(path_type=Path), help="Re-execute saved plans (plans.json): no planning calls.")
+@click.option("--no-synthetic", is_flag=True, help="Never add synthetic rows.")
+@click.option("--synthetic-fraction", type=float, default=0.5, show_default=True, help="Largest share of synthetic rows.")
+@click.option("--no-curate", is_flag=True, help="Skip near-duplicate, language and contamination filters.")
+@click.option("--dry-run", is_flag=True, help="Retrieve and plan, print the plans and estimates, write no rows.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace what is in --out.")
+@click.option("--push-to-hub", metavar="REPO", help="Upload the result to this Hub dataset repo.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Progress as JSON events on stdout.")
+@llm_options
+def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, top_k,
+          exclude, benchmark, plans_file, no_synthetic, synthetic_fraction, no_curate, dry_run, resume, overwrite, push_to_hub,
+          quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
+    """Build a dataset for the task DESCRIPTION, e.g. "classify the sentiment of tweets"."""
+    from .pipeline import BuildOptions
+    from .task import check_description, load_examples
+
+    if resume and out and not description:
+        run = _read_run(out)
+        description = run.get("description", "")
+    description = check_description(description)
+    options = BuildOptions(
+        out=out or Path("datatune-out") / _slug(description), size=size, seed=seed, validation_fraction=validation_fraction,
+        per_source_cap=per_source_cap, max_candidates=max_candidates, top_k=top_k,
+        examples=load_examples(examples) if examples else [], eval_texts=_eval_texts(eval_file) if eval_file else [],
+        exclude=list(exclude), benchmark=benchmark, plans_file=plans_file, dry_run=dry_run, resume=resume, overwrite=overwrite,
+        synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, curate=not no_curate,
+    )
+    options.validate()
+    settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
+    _run_build(description, options, settings, _reporter(quiet, as_json), push_to_hub, quiet or as_json)
+
+
+def _read_run(out: Path) -> dict:
+    p = Path(out) / ".datatune" / "run.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _eval_texts(path: Path) -> list[str]:
+    from .errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"eval file not found: {path} (give a JSONL file with an 'input' field per line)")
+    texts = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if line.strip():
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+            texts.append(str(obj.get("input", "")) if isinstance(obj, dict) else str(obj))
+    return texts
+
+
+def _run_build(description, options, settings, reporter, push_to_hub, quiet):
+    from .catalog import open_catalog
+    from .curate import curate
+    from .llm import open_llm
+    from .pipeline import build as run_build
+    from .retrieve import make_retriever
+
+    _quiet_libraries()
+    catalog = open_catalog(settings.catalog)
+    llm = open_llm(settings)
+    retriever = make_retriever(catalog, benchmark=options.benchmark, reporter=reporter)
+    topup = None
+    if options.synthetic:
+        from .topup import topup as topup_fn
+
+        topup = topup_fn
+    try:
+        result = run_build(description, catalog=catalog, llm=llm, retriever=retriever, options=options, reporter=reporter,
+                           curate_fn=curate, topup_fn=topup)
+    finally:
+        if not quiet:
+            _echo_err(llm.usage.summary_line())
+    if result.dry_run:
+        _print_dry_run(result, llm)
+        return
+    if push_to_hub:
+        from .publish import push as push_folder
+
+        url = push_folder(result.out, push_to_hub)
+        _echo_err(f"pushed to {url}")
+    rows = sum(len(r) for r in result.rows.values())
+    if not quiet:
+        _echo_err(f"wrote {rows} rows to {result.out} in {result.manifest['wall_s']}s")
+    click.echo(str(result.out))
+
+
+def _print_dry_run(result, llm):
+    from .output import plan_summary
+
+    click.echo(f"task: {result.spec.output_kind} {result.spec.labels or ''} language={result.spec.language}")
+    click.echo(f"{'rank':>4}  {'dataset:config':45} {'keep':5} plan / reason")
+    for p in result.plans:
+        click.echo(f"{p.rank:>4}  {p.key[:45]:45} {'yes' if p.keep else 'no':5} {plan_summary(p)[:110]}")
+    est = result.estimate
+    click.echo("estimated rows per source: " + ", ".join(f"{k}={v}" for k, v in est.get("rows_per_source", {}).items()))
+    click.echo(f"estimated rows: {est.get('rows_total', 0)}; LLM calls so far: {llm.usage.calls} "
+               f"(+{llm.usage.cache_hits} cached); estimated per-row LLM calls for execution: {est.get('llm_calls_execute', 0)}")
+
+
+# -- apply ------------------------------------------------------------------------------------
+@main.command()
+@click.argument("plans_file", type=click.Path(path_type=Path))
+@catalog_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--size", type=int, default=1000, show_default=True, help="Rows in the built dataset.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed: same plans + same seed = same output.")
+@click.option("--validation-fraction", type=float, default=0.0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace what is in --out.")
+@click.option("-q", "--quiet", is_flag=True)
+@llm_options
+def apply(plans_file, catalog, out, size, seed, validation_fraction, overwrite, quiet, model, base_url, concurrency, max_llm_calls, no_cache):
+    """Run saved plans (a build's plans.json) alone: no retrieval, no planning."""
+    from .pipeline import BuildOptions
+    from .plan import load_plans
+
+    pf = load_plans(plans_file)
+    options = BuildOptions(out=out, size=size, seed=seed, validation_fraction=validation_fraction, plans_file=plans_file,
+                           overwrite=overwrite, synthetic=False)
+    settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
+    _run_build(pf.task.description, options, settings, _reporter(quiet, False), None, quiet)
+
+
+# -- status -----------------------------------------------------------------------------------
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(directory, as_json):
+    """Show what a build in DIRECTORY has done."""
+    from .errors import CatalogError
+    from .rundir import RunDir
+
+    run = RunDir(directory)
+    info = run.read_json("run.json")
+    if info is None:
+        raise CatalogError(f"{directory} holds no datatune run (no .datatune/run.json); pass the --out of a build")
+    plans = run.read_json("plans.json") or []
+    out = {
+        "description": info.get("description"), "status": info.get("status"), "seed": info.get("seed"),
+        "spec": run.read_json("spec.json") is not None,
+        "plans": {"planned": len(plans), "kept": sum(1 for p in plans if p.get("keep"))},
+        "llm_shards": run.shard_counts(),
+        "rows": info.get("rows"),
+    }
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"{directory}: {out['status']}  ({out['description']!r}, seed {out['seed']})")
+    click.echo(f"  task spec: {'done' if out['spec'] else 'pending'}")
+    click.echo(f"  plans: {out['plans']['planned']} planned, {out['plans']['kept']} kept")
+    for k, v in out["llm_shards"].items():
+        click.echo(f"  llm rows {k}: {v} shards done")
+    if out["rows"]:
+        click.echo("  rows written: " + ", ".join(f"{s}={n}" for s, n in out["rows"].items()))
+
+
+# -- cache ------------------------------------------------------------------------------------
+@main.group()
+def cache():
+    """Inspect or clear the LLM response cache."""
+
+
+@cache.command("info")
+def cache_info():
+    """Where the cache is, its entries and size."""
+    from .llm import ResponseCache
+    from .settings import cache_dir
+
+    info = ResponseCache(cache_dir("llm")).info()
+    click.echo(f"{info['path']}: {info['entries']} entries, {info['bytes'] / 1e6:.1f} MB")
+
+
+@cache.command("clear")
+def cache_clear():
+    """Delete every cached LLM response."""
+    from .llm import ResponseCache
+    from .settings import cache_dir
+
+    n = ResponseCache(cache_dir("llm")).clear()
+    click.echo(f"cleared {n} entries")
+
+
+# -- llm --------------------------------------------------------------------------------------
+@main.group()
+def llm():
+    """The language model datatune uses."""
+
+
+@llm.command("check")
+@click.option("--model", help="Model name, or an embedded model key.")
+@click.option("--base-url", help="OpenAI-compatible endpoint (default: embedded).")
+def llm_check(model, base_url):
+    """Print the endpoint, the model, a test completion and tokens/s."""
+    import time
+
+    from .llm import open_llm
+
+    settings = make_settings(model=model, base_url=base_url).override(use_cache=False)
+    client = open_llm(settings)
+    t = time.perf_counter()
+    text = client.text([{"role": "user", "content": "Write one short sentence about datasets."}], stage="check", max_tokens=48)
+    dt = time.perf_counter() - t
+    st = client.usage.stage("check")
+    click.echo(f"endpoint: {client.endpoint.base_url}{' (embedded)' if client.endpoint.embedded else ''}")
+    click.echo(f"model: {client.endpoint.model}")
+    click.echo(f"completion: {text}")
+    click.echo(f"tokens: {st.prompt_tokens} prompt, {st.completion_tokens} completion in {dt:.2f}s "
+               f"({st.completion_tokens / dt if dt else 0:.1f} completion tokens/s)")
+
+
+# -- push / mirror ----------------------------------------------------------------------------
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("repo")
+@click.option("--private", is_flag=True, help="Create the repo private.")
+def push(directory, repo, private):
+    """Upload a built dataset folder to the Hub as REPO."""
+    from .publish import push as push_folder
+
+    click.echo(push_folder(directory, repo, private=private))
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--to", type=click.Path(path_type=Path), required=True, help="Local catalog folder to fill.")
+def mirror(names, to):
+    """Download Hub datasets NAME... into a local catalog folder for offline use."""
+    from .publish import mirror as mirror_repos
+
+    for p in mirror_repos(list(names), to):
+        click.echo(str(p))
+
+
+# -- eval / report ----------------------------------------------------------------------------
+@main.command("eval")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--sample", type=click.IntRange(10), default=1000, show_default=True, help="Rows scored by the O(n^2) measures and embedded.")
+@click.option("--no-embed", is_flag=True, help="Skip the MiniLM measures (remote-clique, projection plot).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+def eval_(directory, sample, no_embed, as_json):
+    """Quality measures of a built dataset (also written to DIR/quality.json)."""
+    from .output import metrics_summary
+    from .report import evaluate_folder
+
+    embedder = None
+    if not no_embed:
+        from .embed import get_embedder
+
+        embedder = get_embedder()
+    report = evaluate_folder(directory, embedder=embedder, sample=sample)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(f"rows: {report['rows']}  by method: {report['by_method']}")
+    click.echo("by source: " + ", ".join(f"{k}={v}" for k, v in report["by_source"].items()))
+    dist = report.get("label_distribution") or {}
+    if dist.get("counts"):
+        click.echo("labels: " + ", ".join(f"{k}={v}" for k, v in dist["counts"].items()))
+    for k, v in metrics_summary(report).items():
+        click.echo(f"{k}: {v}")
+    if report.get("drops"):
+        click.echo("drops: " + ", ".join(f"{k}={v}" for k, v in report["drops"].items() if v))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--html", "as_html", is_flag=True, default=True, help="Render DIR/report.html (the card as one page, plots inlined).")
+def report(directory, as_html):
+    """Render a built dataset's card as a single HTML page."""
+    from .report import render_html
+
+    click.echo(str(render_html(directory)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

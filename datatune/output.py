@@ -1,0 +1,134 @@
+"""Write the built dataset as a Hugging Face Hub folder.
+
+    data/train-00000-of-00001.parquet (+ validation)   rows with provenance
+    README.md      YAML dataset_info + configs, the task, sources with licences, drops, metrics
+    plans.json     every plan, re-executable with `datatune apply`
+    manifest.json  versions, seed, timings, LLM usage
+
+`datasets.load_dataset(folder)` loads it; `huggingface_hub.upload_folder` publishes it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from .plan import Plan, save_plans
+from .records import SCHEMA, Row, rows_to_table
+from .task import TaskSpec
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_parquet(path: Path, rows: list[Row]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(rows_to_table(rows), tmp)
+    os.replace(tmp, path)
+
+
+def card_yaml(splits: dict[str, int], spec: TaskSpec, licenses: list[str]) -> dict:
+    features = []
+    for f in SCHEMA:
+        features.append({"name": f.name, "dtype": "int64" if str(f.type) == "int64" else "string"})
+    return {
+        "license": "other" if len(set(licenses)) != 1 else licenses[0],
+        "language": [spec.language],
+        "tags": ["datatune", "synthetic" if False else "transformed"],
+        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
+        "dataset_info": {
+            "features": features,
+            "splits": [{"name": s, "num_examples": n} for s, n in splits.items()],
+        },
+    }
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def plan_summary(p: Plan) -> str:
+    if not p.keep:
+        return f"rejected: {p.reason}"
+    o = p.output
+    how = {"label_map": lambda: f"label map {o.column}: " + ", ".join(f"{k}→{v}" for k, v in o.label_map.items()),
+           "choice_letter": lambda: f"letter of {o.column} over options {p.choices.options if p.choices else ''}",
+           "column": lambda: f"{o.column}" + (f" (extract {o.extract}{' ' + o.marker if o.marker else ''})" if o.extract != "none" else ""),
+           "llm": lambda: f"LLM: {o.instruction}"}[o.kind]()
+    return f"input {p.input_columns} → output {how}"
+
+
+def metrics_summary(report: dict) -> dict:
+    """The headline numbers of a quality report (datatune/quality.py), flat, for the card."""
+    out = {}
+    nd = report.get("near_duplicates") or {}
+    if nd:
+        out[f"near-duplicate rate (ROUGE-L >= {nd.get('threshold')})"] = nd.get("rate")
+    for key, name in (("unique_bigrams_per_example", "unique bigrams per example"), ("tokens_per_example", "tokens per example")):
+        if key in report:
+            out[name] = report[key]
+    if report.get("self_bleu"):
+        out["self-BLEU (1-5, mean)"] = report["self_bleu"].get("mean")
+    if report.get("remote_clique"):
+        out["remote-clique (MiniLM)"] = report["remote_clique"].get("value")
+    return out
+
+
+def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[Plan], drops: dict[str, int], usage: dict, metrics: dict | None) -> str:
+    all_rows = [r for rs in rows_by_split.values() for r in rs]
+    by_source = Counter((r.source_dataset or "(synthetic)", r.source_config) for r in all_rows)
+    lic = {p.dataset: p.license for p in plans}
+    methods = Counter(r.method for r in all_rows)
+    parts = [
+        "# Dataset built with datatune\n",
+        f"**Task:** {spec.description}\n",
+        f"Output kind: `{spec.output_kind}`" + (f"; labels: {', '.join(f'`{x}`' for x in spec.labels)}" if spec.labels else "") + f"; language: `{spec.language}`.\n",
+        "Every row carries its provenance: `source_dataset`, `source_config`, `source_split`, `source_row` "
+        "(index in that split) and `method` (`mapped`: compiled plan, no LLM; `llm`: a field written by the LLM; `synthetic`).\n",
+        "## Sources\n",
+        _table(["dataset", "config", "licence", "rows"], [
+            [f"[{d}](https://huggingface.co/datasets/{d})" if d != "(synthetic)" else d, c, lic.get(d, "-"), n] for (d, c), n in by_source.most_common()
+        ]),
+        "\n## Rows\n",
+        _table(["split", "rows"], [[s, len(r)] for s, r in rows_by_split.items()]),
+        "\n" + _table(["method", "rows"], [[m, n] for m, n in methods.most_common()]),
+    ]
+    if spec.labels:
+        dist = Counter(r.output for r in all_rows)
+        parts += ["\n## Labels\n", _table(["label", "rows"], [[lb, dist.get(lb, 0)] for lb in spec.labels])]
+    parts += ["\n## Plans\n", _table(["rank", "dataset", "config", "plan"], [[p.rank, p.dataset, p.config, plan_summary(p)] for p in plans])]
+    parts += ["\n## Dropped rows\n", _table(["reason", "rows"], [[k, v] for k, v in sorted(drops.items(), key=lambda kv: -kv[1])]) if drops else "None."]
+    if metrics:
+        parts += ["\n## Quality metrics\n", _table(["metric", "value"], [[k, v] for k, v in metrics_summary(metrics).items()])]
+        for name, file in (metrics.get("plots") or {}).items():
+            parts.append(f"\n![{name.replace('_', ' ')}](plots/{file})")
+    t = usage.get("total", {})
+    parts += ["\n## LLM usage\n", f"{t.get('calls', 0)} calls, {t.get('cache_hits', 0)} cache hits, "
+              f"{t.get('prompt_tokens', 0)} prompt and {t.get('completion_tokens', 0)} completion tokens.\n"]
+    return "\n".join(parts) + "\n"
+
+
+def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[Plan], *, drops: dict[str, int],
+                 manifest: dict, metrics: dict | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data"
+    data.mkdir(exist_ok=True)
+    for old in data.glob("*.parquet"):
+        old.unlink()
+    for split, rows in rows_by_split.items():
+        write_parquet(data / f"{split}-00000-of-00001.parquet", rows)
+    save_plans(out / "plans.json", spec, plans)
+    licenses = sorted({p.license for p in plans if p.keep and any(r.source_dataset == p.dataset for rs in rows_by_split.values() for r in rs)}) or ["unknown"]
+    meta = yaml.safe_dump(card_yaml({s: len(r) for s, r in rows_by_split.items()}, spec, licenses), sort_keys=False, allow_unicode=True)
+    atomic_write_text(out / "README.md", f"---\n{meta}---\n\n" + card_body(spec, rows_by_split, plans, drops, manifest.get("llm", {}), metrics))
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))

@@ -1,0 +1,418 @@
+"""`build()`: task spec -> retrieve -> plan -> execute -> curate -> top up -> output.
+
+Each stage is a function over typed records with its dependencies passed in; this module wires
+them, keeps the run directory (resume), reports progress and counts LLM usage per stage.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .catalog.base import Catalog
+from .errors import BudgetExceeded, ConfigError, DatasetLoadError, OfflineError
+from .execute import execute_plan, fill_llm_fields
+from .expand import expand_task
+from .llm import LLM
+from .output import write_output
+from .plan import Plan, PlanFile
+from .planner import Candidate, plan_candidate, reject
+from .progress import Reporter
+from .records import Row
+from .rundir import RunDir, fingerprint
+from .task import Example, TaskSpec
+
+LLM_CHUNK = 16  # rows per shard on the per-row LLM path
+
+
+@dataclass
+class BuildOptions:
+    out: Path
+    size: int = 1000
+    seed: int = 0
+    validation_fraction: float = 0.0
+    per_source_cap: float = 0.5  # share of --size one source may fill when others are available
+    max_candidates: int = 8  # candidates planned at most
+    top_k: int = 20
+    examples: list[Example] = field(default_factory=list)
+    eval_texts: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    benchmark: str | None = None
+    plans_file: Path | None = None
+    dry_run: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    synthetic: bool = True
+    synthetic_fraction: float = 0.5
+    curate: bool = True
+
+    def fingerprint_fields(self, description: str, catalog: str) -> dict:
+        keep = {k: v for k, v in asdict(self).items() if k not in ("out", "dry_run", "resume", "overwrite")}
+        return {"description": description, "catalog": catalog, **keep}
+
+    def validate(self) -> None:
+        if self.size < 1:
+            raise ConfigError(f"--size must be at least 1 (got {self.size})")
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(f"--validation-fraction must be in [0, 1) (got {self.validation_fraction})")
+        if not 0 < self.per_source_cap <= 1:
+            raise ConfigError(f"--per-source-cap must be in (0, 1] (got {self.per_source_cap})")
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    spec: TaskSpec
+    plans: list[Plan]
+    rows: dict[str, list[Row]]
+    drops: dict[str, int]
+    manifest: dict
+    dry_run: bool = False
+    estimate: dict = field(default_factory=dict)
+
+
+Retriever = Callable[[str, int, list[str]], list[Candidate]]
+
+
+def query_text(spec: TaskSpec) -> str:
+    parts = [spec.description]
+    if spec.labels:
+        parts.append("labels: " + ", ".join(spec.labels))
+    parts += [e.input[:200] for e in spec.examples[:3]]
+    return "\n".join(parts)
+
+
+def build(
+    description: str,
+    *,
+    catalog: Catalog,
+    llm: LLM,
+    retriever: Retriever,
+    options: BuildOptions,
+    reporter: Reporter | None = None,
+    curate_fn: Callable | None = None,
+    topup_fn: Callable | None = None,
+    embedder=None,
+) -> BuildResult:
+    rep = reporter or Reporter()
+    options.validate()
+    started = time.time()
+    run = RunDir(options.out)
+    fp = fingerprint(options.fingerprint_fields(description, catalog.location))
+    if not options.dry_run:
+        resumed = run.open(fp, {"description": description, "catalog": catalog.location, "seed": options.seed}, resume=options.resume, overwrite=options.overwrite)
+        if resumed:
+            rep.event("resume", message=f"continuing the build in {options.out}")
+    timings: dict[str, float] = {}
+
+    def timed(name):
+        class _T:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timings[name] = round(timings.get(name, 0) + time.perf_counter() - self.t, 3)
+        return _T()
+
+    state = (lambda name: None) if options.dry_run else run.read_json
+    save = (lambda name, obj: None) if options.dry_run else run.write_json
+
+    # 1. task spec ---------------------------------------------------------------------------
+    with timed("task"):
+        saved_plans: PlanFile | None = None
+        if options.plans_file:
+            from .plan import load_plans
+
+            saved_plans = load_plans(options.plans_file)
+            spec = saved_plans.task
+        elif (s := state("spec.json")) is not None:
+            spec = TaskSpec.model_validate(s)
+        else:
+            spec = expand_task(description, options.examples, llm)
+            save("spec.json", spec.model_dump())
+    rep.event("spec", message=f"task: {spec.output_kind}" + (f" {spec.labels}" if spec.labels else "") + f", language {spec.language}", spec=spec.model_dump())
+
+    # 2 + 3. retrieve and plan ------------------------------------------------------------------
+    if saved_plans is not None:
+        plans = saved_plans.plans
+    else:
+        with timed("retrieve"):
+            candidates = retriever(query_text(spec), options.top_k, options.exclude, labels=spec.labels, languages=[spec.language])
+        rep.event("candidates", message=f"{len(candidates)} candidates: " + ", ".join(c.key for c in candidates[:8]),
+                  candidates=[{"key": c.key, "score": c.score, "has_rows": c.entry.has_rows} for c in candidates])
+        with timed("plan"):
+            plans = plan_all(spec, candidates, catalog, llm, options, rep, state, save)
+    kept = [p for p in plans if p.keep]
+    rep.event("plans", message=f"{len(kept)} of {len(plans)} candidates kept: " + ", ".join(p.key for p in kept), kept=[p.key for p in kept])
+
+    estimate = estimate_rows(kept, catalog, options)
+    if options.dry_run:
+        return BuildResult(options.out, spec, plans, {}, {}, {}, dry_run=True, estimate=estimate)
+    if not kept:
+        raise ConfigError("no candidate dataset fits this task (see the reasons with --dry-run); try --catalog with more datasets or a clearer description")
+
+    # 4. execute -----------------------------------------------------------------------------
+    drops: Counter = Counter()
+    with timed("execute"):
+        pools = execute_all(kept, catalog, llm, options, rep, run, drops)
+    executed_rows = sum(len(p) for p in pools.values())
+
+    # 5. curate ------------------------------------------------------------------------------
+    with timed("curate"):
+        pooled = [r for key in pools for r in pools[key]]
+        if curate_fn is not None and options.curate:
+            result = curate_fn(pooled, spec, eval_texts=options.eval_texts)
+            pooled, cur_drops = result.rows, result.drops
+            drops.update(cur_drops)
+        labels = spec.labels if spec.output_kind == "label" else None
+        rows = allocate(pooled, [p.key for p in kept], options, labels)
+    # 6. top up ------------------------------------------------------------------------------
+    if topup_fn is not None and options.synthetic:
+        with timed("topup"):
+            rows = topup_fn(rows, spec, options=options, llm=llm, reporter=rep, drops=drops)
+    rows = fill_rest(rows, pooled, options.size)
+
+    # 7. output ------------------------------------------------------------------------------
+    random.Random(options.seed).shuffle(rows)
+    splits = split_rows(rows, options.validation_fraction)
+    manifest = {
+        "datatune": __version__,
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "seed": options.seed,
+        "description": description,
+        "catalog": catalog.location,
+        "model": llm.endpoint.model,
+        "endpoint": llm.endpoint.identity,
+        "rows": {s: len(r) for s, r in splits.items()},
+        "executed_rows": executed_rows,
+        "timings_s": timings,
+        "llm": llm.usage.to_dict(),
+        "wall_s": round(time.time() - started, 2),
+    }
+    with timed("quality"):
+        from .quality import quality_report
+
+        all_rows = [r for rs in splits.values() for r in rs]
+        metrics = quality_report(all_rows, spec, embedder=embedder, drops=dict(drops), plots_dir=options.out / "plots", embed_sample=500)
+    manifest["quality"] = {k: v for k, v in metrics.items() if k not in ("by_source_config",)}
+    with timed("output"):
+        write_output(options.out, spec, splits, plans, drops=dict(drops), manifest=manifest, metrics=metrics)
+    manifest["timings_s"] = timings
+    run.set_status("done", rows=manifest["rows"])
+    return BuildResult(options.out, spec, plans, splits, dict(drops), manifest)
+
+
+def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[Plan]:
+    """Plan candidates in rank order until enough kept sources cover --size (or candidates run out)."""
+    done = {p["dataset"] + ":" + p["config"]: Plan.model_validate(p) for p in (state("plans.json") or [])}
+    plans: list[Plan] = []
+    need = options.size
+    with rep.bar("plan", total=min(len(candidates), options.max_candidates), unit="dataset") as bar:
+        planned = 0
+        for rank, c in enumerate(candidates, 1):
+            c.rank = rank
+            kept_rows = sum(p.checks.get("est_rows", 0) for p in plans if p.keep)
+            kept_sources = len({p.dataset for p in plans if p.keep})
+            if planned >= options.max_candidates or (kept_rows >= 2 * need and kept_sources >= 2):
+                break
+            if c.key in done:
+                plans.append(done[c.key])
+                planned += 1
+                bar.update()
+                continue
+            if not c.entry.has_rows:
+                p = reject(c, "card only: no rows in this catalog, so it can't be transformed offline")
+                rep.event("skip", message=f"skip {c.key}: {p.reason}")
+            else:
+                p = plan_one(spec, c, catalog, llm, options)
+                planned += 1
+                if p.keep:
+                    plans += sibling_plans(p, c)
+                bar.update()
+                rep.event("plan", message=f"{'keep' if p.keep else 'reject'} {c.key}: {p.reason}", key=c.key, keep=p.keep)
+            plans.append(p)
+            save("plans.json", [x.model_dump() for x in plans])
+    return plans
+
+
+def sibling_plans(plan: Plan, c: Candidate) -> list[Plan]:
+    """The same plan for configs of the same kind (same columns and labels), e.g. MMLU's subjects."""
+    out = []
+    for name in c.siblings:
+        try:
+            cfg = c.entry.config(name)
+        except KeyError:
+            continue
+        if [f.name for f in cfg.features] != [f.name for f in c.config.features]:
+            continue
+        p = plan.model_copy(deep=True)
+        p.config, p.splits = name, [s for s in plan.splits if s in cfg.splits] or list(cfg.splits)
+        p.checks = {**p.checks, "est_rows": int(cfg.num_rows * plan.checks.get("est_rows", 0) / max(1, c.config.num_rows)), "same_plan_as": plan.config}
+        out.append(p)
+    return out
+
+
+def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
+    # sample from the largest labelled-looking split: train, then validation, test last (often unlabelled)
+    pref = {"train": 0, "validation": 1, "test": 3}
+    splits = sorted(c.config.splits, key=lambda s: (pref.get(s, 2), -c.config.splits[s])) or ["train"]
+    try:
+        ds = catalog.load(c.entry.id, c.config.name, splits[0])
+    except DatasetLoadError as e:
+        return reject(c, str(e))
+    plan = plan_candidate(spec, c, ds, llm=llm, seed=options.seed)
+    if plan.keep:
+        plan.splits = [s for s in ("train", "validation", "test") if s in c.config.splits] + [s for s in c.config.splits if s not in ("train", "validation", "test")] or splits
+        kept_share = plan.checks.get("rows_kept", 0) / max(1, plan.checks.get("rows_checked", 1))
+        plan.checks["est_rows"] = int(c.config.num_rows * kept_share)
+        _maybe_translate(spec, c, plan)
+    return plan
+
+
+def _maybe_translate(spec: TaskSpec, c: Candidate, plan: Plan) -> None:
+    """A source in another language than the task's: the LLM writes the fields per row."""
+    from .expand import LANGUAGES
+    from .plan import LLMField
+
+    langs = {x.lower()[:2] for x in c.entry.languages}
+    if langs and spec.language not in langs and "multilingual" not in langs:
+        name = {v: k for k, v in LANGUAGES.items()}.get(spec.language, spec.language).capitalize()
+        plan.llm_fields.append(LLMField(target="input", instruction=f"Translate the input into {name}. Keep its meaning and format."))
+        if spec.output_kind in ("text", "span"):
+            plan.llm_fields.append(LLMField(target="output", instruction=f"Translate the output into {name}."))
+
+
+def source_cap(options: BuildOptions, n_sources: int) -> int:
+    return options.size if n_sources < 2 else max(1, math.ceil(options.size * options.per_source_cap))
+
+
+def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops: Counter) -> dict[str, list[Row]]:
+    """Compiled rows of every kept source (a seeded sample of them), LLM fields filled in shards."""
+    cap = source_cap(options, len({p.dataset for p in kept}))
+    pools: dict[str, list[Row]] = {}
+    total = sum(p.checks.get("est_rows", 0) for p in kept)
+    with rep.bar("execute", total=total, unit="row") as bar:
+        for plan in kept:
+            def load(split, plan=plan):
+                return catalog.load(plan.dataset, plan.config, split)
+
+            try:
+                res = execute_plan(plan, load, on_rows=bar.update)
+            except DatasetLoadError as e:
+                rep.event("skip", message=f"skip {plan.key}: {e}")
+                drops["source_failed_to_load"] += 1
+                plan.keep, plan.reason = False, str(e)
+                continue
+            drops.update(res.drops)
+            rows = res.rows
+            random.Random(f"{options.seed}:{plan.key}").shuffle(rows)
+            if plan.needs_llm:
+                rows = _llm_rows(plan, rows[: math.ceil(cap * 1.3)], llm, rep, run, drops)
+            else:
+                rows = rows[: 3 * cap]
+            pools[plan.key] = rows
+    return pools
+
+
+def _llm_rows(plan: Plan, rows: list[Row], llm: LLM, rep, run: RunDir, drops: Counter) -> list[Row]:
+    """Per-row LLM fields, LLM_CHUNK rows per shard: a resumed build reuses finished shards."""
+    out: list[Row] = []
+    failed = 0
+    with rep.bar(f"llm rows {plan.dataset}", total=len(rows), unit="row") as bar:
+        for i in range(0, len(rows), LLM_CHUNK):
+            idx = i // LLM_CHUNK
+            cached = run.read_shard(plan.key, idx)
+            if cached is None:
+                chunk = [Row(**r.to_dict()) for r in rows[i:i + LLM_CHUNK]]
+                try:
+                    done, d = fill_llm_fields(plan, chunk, llm)
+                except (BudgetExceeded, OfflineError) as e:
+                    raise type(e)(f"{e} (stopped during {plan.key}, chunk {idx}; the run state is kept in {run.out})") from e
+                failed += d.get("llm_failed", 0)
+                drops.update(d)
+                run.write_shard(plan.key, idx, done)
+                cached = done
+            out.extend(cached)
+            bar.update(min(LLM_CHUNK, len(rows) - i))
+    if rows and failed / len(rows) > 1 / 3:
+        rep.event("skip", message=f"drop {plan.key}: {failed} of {len(rows)} LLM rows failed (more than a third)")
+        drops["source_llm_failures"] += len(out)
+        return []
+    return out
+
+
+def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: list[str] | None = None) -> list[Row]:
+    """Fill --size in ranking order with a per-source cap, balanced across labels when there are labels.
+
+    A label short of its share stays short here: the top-up stage fills it (or `fill_rest` does).
+    """
+    by_source: dict[str, list[Row]] = {k: [] for k in order}
+    for r in rows:
+        by_source.setdefault(f"{r.source_dataset}:{r.source_config}", []).append(r)
+    n_sources = len({k.split(":")[0] for k in order if by_source.get(k)})
+    cap = source_cap(options, n_sources)
+    quotas = {None: options.size}
+    if labels:
+        quotas = {lb: options.size // len(labels) + (1 if i < options.size % len(labels) else 0) for i, lb in enumerate(labels)}
+    chosen: list[Row] = []
+    used: set[int] = set()
+    for label, quota in quotas.items():
+        label_cap = math.ceil(cap * quota / options.size)
+        got: Counter = Counter()
+        picked = 0
+        for strict in (True, False):  # first within each source's cap, then from whatever is left
+            for k in order:
+                ds_name = k.split(":")[0]
+                for r in by_source.get(k, []):
+                    if picked >= quota or (strict and got[ds_name] >= label_cap):
+                        break
+                    if id(r) in used or (label is not None and r.output != label):
+                        continue
+                    chosen.append(r)
+                    used.add(id(r))
+                    got[ds_name] += 1
+                    picked += 1
+    return chosen
+
+
+def fill_rest(chosen: list[Row], pool: list[Row], size: int) -> list[Row]:
+    """Top up to --size from rows not yet chosen (when synthetic rows could not fill a gap)."""
+    if len(chosen) >= size:
+        return chosen[:size]
+    used = {id(r) for r in chosen}
+    extra = [r for r in pool if id(r) not in used][: size - len(chosen)]
+    return chosen + extra
+
+
+def split_rows(rows: list[Row], validation_fraction: float) -> dict[str, list[Row]]:
+    if validation_fraction <= 0 or len(rows) < 2:
+        return {"train": rows}
+    n_val = max(1, int(round(len(rows) * validation_fraction)))
+    return {"train": rows[n_val:], "validation": rows[:n_val]}
+
+
+def estimate_rows(kept: list[Plan], catalog, options) -> dict:
+    cap = source_cap(options, len({p.dataset for p in kept}))
+    per_source = {p.key: min(p.checks.get("est_rows", 0), cap) for p in kept}
+    llm_rows = sum(min(per_source[p.key], math.ceil(cap * 1.3)) * max(1, len(p.llm_fields)) for p in kept if p.needs_llm)
+    return {"rows_per_source": per_source, "llm_calls_execute": llm_rows, "rows_total": min(options.size, sum(per_source.values()))}
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("datasets", "huggingface-hub", "openai", "pyarrow", "sentence-transformers", "xllamacpp", "bm25s"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,45 @@
+"""Retrieval for the build: the hybrid index of `retrieval_index`, as ranked Candidates.
+
+One candidate per search hit (a dataset and its best config); configs of the same kind (MMLU's
+subjects) travel with it as siblings, so one plan covers them all.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .catalog.base import Catalog
+from .planner import Candidate
+from .progress import Reporter
+
+
+def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: Reporter | None = None,
+                   labels_from: Callable[[], list[str]] | None = None):
+    """A `retriever(query, k, exclude) -> list[Candidate]` over the catalog's (saved) index."""
+    state: dict = {}
+
+    def index():
+        if "index" not in state:
+            from retrieval_index.index import RetrievalIndex
+
+            if reporter:
+                reporter.event("index", message=f"loading the retrieval index for {catalog.location}")
+            state["index"] = RetrievalIndex.load_or_build(catalog, progress=reporter is not None)
+        return state["index"]
+
+    def retrieve(query: str, k: int, exclude: list[str], labels: list[str] | None = None, languages: list[str] | None = None) -> list[Candidate]:
+        from retrieval_index.filters import Filters
+
+        filters = Filters.make(exclude=list(exclude), benchmark=benchmark) if (exclude or benchmark) else None
+        hits = index().search(query, k=k, filters=filters, labels=labels or (), languages=languages)
+        out = []
+        for h in hits:
+            try:
+                config = h.entry.config(h.config)
+            except KeyError:
+                continue
+            siblings = tuple(c for c in h.configs if c != h.config)
+            out.append(Candidate(h.entry, config, score=h.score, siblings=siblings, why=tuple(h.why)))
+        return out
+
+    return retrieve

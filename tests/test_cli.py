@@ -1,0 +1,121 @@
+"""The CLI's front door: help, version, and one-line errors with the right exit codes."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from datatune.cli import main
+from datatune.errors import ConfigError
+from datatune.rundir import RunDir
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def one_line_error(result, code=1, match=""):
+    assert result.exit_code == code, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def test_version_and_help(runner):
+    assert runner.invoke(main, ["--version"]).output.startswith("datatune, version")
+    out = runner.invoke(main, ["build", "-h"]).output
+    for opt in ("--catalog", "--size", "--out", "--examples", "--validation-fraction", "--seed", "--model", "--dry-run",
+                "--resume", "--overwrite", "--max-llm-calls", "--no-cache", "--concurrency", "--plans", "--push-to-hub",
+                "--no-synthetic", "--synthetic-fraction", "--eval-file", "--exclude", "--json", "--quiet"):
+        assert opt in out, opt
+
+
+def test_empty_task(runner, tmp_path):
+    one_line_error(runner.invoke(main, ["build", "  ", "--out", str(tmp_path / "o")]), match="task description is empty")
+
+
+def test_size_zero(runner, tmp_path):
+    one_line_error(runner.invoke(main, ["build", "classify tweets", "--size", "0", "--out", str(tmp_path / "o")]), match="--size")
+
+
+def test_missing_catalog(runner, tmp_path):
+    line = one_line_error(runner.invoke(main, ["build", "classify tweets", "--catalog", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]))
+    assert "catalog folder not found" in line and "--catalog" in line
+
+
+def test_catalog_that_is_not_a_catalog(runner, tmp_path):
+    (tmp_path / "cat").mkdir()
+    one_line_error(runner.invoke(main, ["build", "classify tweets", "--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "o")]),
+                   match="not a datatune catalog")
+
+
+@pytest.mark.parametrize("content,match", [
+    ('{"input": "a", "output": "b"}\n{not json}\n', ":2: not valid JSON"),
+    ('{"text": "a"}\n', "needs string fields 'input' and 'output'"),
+    ("", "has no examples"),
+])
+def test_malformed_examples(runner, tmp_path, content, match):
+    f = tmp_path / "ex.jsonl"
+    f.write_text(content)
+    one_line_error(runner.invoke(main, ["build", "classify tweets", "--examples", str(f), "--out", str(tmp_path / "o")]), match=match)
+
+
+def test_missing_examples_file(runner, tmp_path):
+    one_line_error(runner.invoke(main, ["build", "classify tweets", "--examples", str(tmp_path / "x.jsonl")]), match="examples file not found")
+
+
+def test_unreachable_endpoint(runner, tmp_path, hub_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    line = one_line_error(runner.invoke(main, ["build", "classify tweets", "--catalog", str(hub_path), "--out", str(tmp_path / "o"), "-q"]))
+    assert "can't be reached" in line and "OPENAI_BASE_URL" in line
+
+
+def test_usage_error_exit_2(runner):
+    assert runner.invoke(main, ["build", "x", "--size", "many"]).exit_code == 2
+    assert runner.invoke(main, ["build", "x", "--no-such-flag"]).exit_code == 2
+
+
+def test_unwritable_out(runner, tmp_path, hub_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    one_line_error(runner.invoke(main, ["build", "classify tweets", "--catalog", str(hub_path), "--out", str(blocker / "sub"), "-q"]),
+                   match="can't write to")
+
+
+def test_out_is_another_folder(runner, tmp_path, hub_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    one_line_error(runner.invoke(main, ["build", "classify tweets", "--catalog", str(hub_path), "--out", str(out), "-q"]),
+                   match="--overwrite")
+    assert (out / "notes.txt").read_text() == "mine"  # nothing lost
+
+
+def test_disk_full_is_one_line(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "o")
+    run.open("fp", {"description": "d"}, resume=False, overwrite=False)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("pathlib.Path.write_text", full)
+    with pytest.raises(ConfigError, match="disk full.*--resume"):
+        run.write_json("plans.json", [])
+
+
+def test_status_of_nothing(runner, tmp_path):
+    one_line_error(runner.invoke(main, ["status", str(tmp_path)]), match="holds no datatune run")
+
+
+def test_debug_shows_traceback(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATATUNE_DEBUG", "1")
+    result = runner.invoke(main, ["build", " "])
+    assert isinstance(result.exception, ConfigError)

@@ -1,0 +1,126 @@
+"""The whole build path with a fake LLM and a fixed retriever, on real rows from ../shared/hub."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+
+import datasets
+import pytest
+
+from datatune.errors import RunStateError
+from datatune.pipeline import BuildOptions, allocate, build
+from datatune.planner import Candidate
+from datatune.records import Row
+
+from .conftest import last_user, schema_of
+
+SENTIMENT = "Classify the sentiment of a movie review as positive or negative"
+
+
+def smart_fake(labels=("positive", "negative"), kind="label"):
+    """Answers by schema: the task spec, a column choice (text -> label), attributes, synthetic inputs."""
+    counter = itertools.count()
+
+    def handler(body):
+        schema = schema_of(body) or {}
+        props = schema.get("properties", {})
+        if "output_kind" in props:
+            return json.dumps({"output_kind": kind, "labels": list(labels), "language": "en", "input_format": "a review", "output_format": "a label"})
+        if "output_column" in props:
+            cols = props["output_column"]["enum"]
+            text = next(c for c in ("text", "sentence", "question") if c in cols)
+            label = next((c for c in ("label", "answer") if c in cols), cols[-1])
+            return json.dumps({"input_columns": [text], "output_column": label})
+        if "attributes" in props:
+            return json.dumps({"attributes": ["short", "long", "sarcastic"]})
+        if "input" in props:
+            return json.dumps({"input": f"synthetic review number {next(counter)} " + last_user(body)[-40:]})
+        return "ok"
+
+    return handler
+
+
+def retriever_for(catalog, keys):
+    def retrieve(query, k, exclude, **kw):
+        out = []
+        for key in keys:
+            ds, cfg = key.split(":")
+            e = catalog.entry(ds)
+            out.append(Candidate(e, e.config(cfg)))
+        return out
+
+    return retrieve
+
+
+def run(catalog, llm, tmp_path, keys, **opts):
+    options = BuildOptions(out=tmp_path / "out", **{"size": 500, **opts})
+    return build(SENTIMENT, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options)
+
+
+KEYS = ["imdb:plain_text", "cornell-movie-review-data/rotten_tomatoes:default", "fancyzhx/ag_news:default", "nyu-mll/glue:sst2"]
+
+
+def test_build_sentiment_end_to_end(catalog, fake_llm, tmp_path):
+    llm, ep = fake_llm(smart_fake())
+    res = run(catalog, llm, tmp_path, KEYS)
+    ds = datasets.load_dataset(str(tmp_path / "out"))
+    train = ds["train"]
+    assert len(train) == 500
+    assert set(train["output"]) == {"positive", "negative"}
+    assert len(set(train["source_dataset"])) >= 2
+    assert set(train.column_names) == {"input", "output", "source_dataset", "source_config", "source_split", "source_row", "method"}
+    # every mapped row agrees with its source's gold label
+    srcs = {}
+    for r in train:
+        assert r["method"] == "mapped"
+        key = (r["source_dataset"], r["source_config"], r["source_split"])
+        srcs.setdefault(key, catalog.load(*key))
+        src = srcs[key][r["source_row"]]
+        names = srcs[key].features["label"].names
+        assert {"neg": "negative", "pos": "positive"}.get(names[src["label"]], names[src["label"]]) == r["output"]
+    # per-source cap: no dataset fills more than half
+    assert max(Counter(train["source_dataset"]).values()) <= 250
+    # card-only and wrong candidates are recorded with reasons
+    plans = json.loads((tmp_path / "out" / "plans.json").read_text())["plans"]
+    reasons = {p["dataset"]: p for p in plans}
+    assert not reasons["imdb"]["keep"] and "card only" in reasons["imdb"]["reason"]
+    assert not reasons["fancyzhx/ag_news"]["keep"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "dataset_info" in card and "rotten_tomatoes" in card and "Dropped rows" in card
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["llm"]["total"]["calls"] == len(ep.requests)
+
+
+def test_same_seed_same_rows_and_cached_rerun(catalog, fake_llm, tmp_path):
+    from datatune.llm import ResponseCache
+
+    cache = ResponseCache(tmp_path / "llmcache")
+    llm, ep = fake_llm(smart_fake(), cache=cache)
+    run(catalog, llm, tmp_path / "a", KEYS)
+    first = datasets.load_dataset(str(tmp_path / "a" / "out"))["train"].to_list()
+    llm2, ep2 = fake_llm(smart_fake(), cache=ResponseCache(tmp_path / "llmcache"))
+    run(catalog, llm2, tmp_path / "b", KEYS)
+    second = datasets.load_dataset(str(tmp_path / "b" / "out"))["train"].to_list()
+    assert first == second
+    assert llm2.usage.calls == 0 and ep2.requests == []
+
+
+def test_out_holding_another_run_is_refused(catalog, fake_llm, tmp_path):
+    llm, _ = fake_llm(smart_fake())
+    run(catalog, llm, tmp_path, KEYS, size=50)
+    with pytest.raises(RunStateError, match="--overwrite"):
+        run(catalog, llm, tmp_path, KEYS, size=60)
+    run(catalog, llm, tmp_path, KEYS, size=60, overwrite=True)
+    assert len(datasets.load_dataset(str(tmp_path / "out"))["train"]) == 60
+
+
+def test_allocate_balances_labels_and_caps_sources():
+    rows = [Row(f"a{i}", "positive" if i % 4 else "negative", "A", "c", "train", i) for i in range(400)]
+    rows += [Row(f"b{i}", "negative", "B", "c", "train", i) for i in range(400)]
+    opts = BuildOptions(out=None, size=200)
+    out = allocate(rows, ["A:c", "B:c"], opts, ["positive", "negative"])
+    c = Counter(r.output for r in out)
+    assert c == {"positive": 100, "negative": 100}
+    assert Counter(r.source_dataset for r in out)["A"] <= 150
