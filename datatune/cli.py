@@ -103,6 +103,7 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--no-synthetic", is_flag=True, help="Never add synthetic rows.")
 @click.option("--synthetic-fraction", type=float, default=0.5, show_default=True, help="Largest share of synthetic rows.")
 @click.option("--no-curate", is_flag=True, help="Skip near-duplicate, language and contamination filters.")
+@click.option("--no-embed", is_flag=True, help="Skip the MiniLM-based measures in the card (remote-clique, projection plot).")
 @click.option("--dry-run", is_flag=True, help="Retrieve and plan, print the plans and estimates, write no rows.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace what is in --out.")
@@ -111,7 +112,7 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--json", "as_json", is_flag=True, help="Progress as JSON events on stdout.")
 @llm_options
 def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, top_k,
-          exclude, benchmark, plans_file, no_synthetic, synthetic_fraction, no_curate, dry_run, resume, overwrite, push_to_hub,
+          exclude, benchmark, plans_file, no_synthetic, synthetic_fraction, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
           quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
     """Build a dataset for the task DESCRIPTION, e.g. "classify the sentiment of tweets"."""
     from .pipeline import BuildOptions
@@ -130,7 +131,7 @@ def build(description, catalog, size, out, examples, eval_file, validation_fract
     )
     options.validate()
     settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
-    _run_build(description, options, settings, _reporter(quiet, as_json), push_to_hub, quiet or as_json)
+    _run_build(description, options, settings, _reporter(quiet, as_json), push_to_hub, quiet or as_json, embed=not no_embed)
 
 
 def _read_run(out: Path) -> dict:
@@ -157,7 +158,7 @@ def _eval_texts(path: Path) -> list[str]:
     return texts
 
 
-def _run_build(description, options, settings, reporter, push_to_hub, quiet):
+def _run_build(description, options, settings, reporter, push_to_hub, quiet, embed=True):
     from .catalog import open_catalog
     from .curate import curate
     from .llm import open_llm
@@ -174,8 +175,13 @@ def _run_build(description, options, settings, reporter, push_to_hub, quiet):
 
         topup = topup_fn
     try:
+        embedder = None
+        if embed and not options.dry_run:
+            from .embed import get_embedder
+
+            embedder = get_embedder()
         result = run_build(description, catalog=catalog, llm=llm, retriever=retriever, options=options, reporter=reporter,
-                           curate_fn=curate, topup_fn=topup)
+                           curate_fn=curate, topup_fn=topup, embedder=embedder)
     finally:
         if not quiet:
             _echo_err(llm.usage.summary_line())
@@ -226,7 +232,7 @@ def apply(plans_file, catalog, out, size, seed, validation_fraction, overwrite, 
     options = BuildOptions(out=out, size=size, seed=seed, validation_fraction=validation_fraction, plans_file=plans_file,
                            overwrite=overwrite, synthetic=False)
     settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
-    _run_build(pf.task.description, options, settings, _reporter(quiet, False), None, quiet)
+    _run_build(pf.task.description, options, settings, _reporter(quiet, False), None, quiet, embed=False)
 
 
 # -- status -----------------------------------------------------------------------------------
