@@ -124,3 +124,63 @@ def test_allocate_balances_labels_and_caps_sources():
     c = Counter(r.output for r in out)
     assert c == {"positive": 100, "negative": 100}
     assert Counter(r.source_dataset for r in out)["A"] <= 150
+
+
+def test_dry_run_writes_nothing_and_estimates(catalog, fake_llm, tmp_path):
+    llm, _ = fake_llm(smart_fake())
+    res = run(catalog, llm, tmp_path, KEYS, dry_run=True)
+    assert res.dry_run and not (tmp_path / "out").exists()
+    assert res.estimate["rows_total"] == 500
+    assert set(res.estimate["rows_per_source"]) == {"cornell-movie-review-data/rotten_tomatoes:default", "nyu-mll/glue:sst2"}
+    assert res.estimate["llm_calls_execute"] == 0  # compiled plans: no per-row calls
+
+
+def test_saved_plans_reexecute_identically_without_planning(catalog, fake_llm, tmp_path):
+    llm, _ = fake_llm(smart_fake())
+    run(catalog, llm, tmp_path / "a", KEYS)
+    llm2, ep2 = fake_llm(smart_fake())
+    options = BuildOptions(out=tmp_path / "b", size=500, plans_file=tmp_path / "a" / "out" / "plans.json")
+    build(SENTIMENT, catalog=catalog, llm=llm2, retriever=lambda *a, **k: pytest.fail("no retrieval with saved plans"), options=options)
+    assert ep2.requests == []
+    a = datasets.load_dataset(str(tmp_path / "a" / "out"))["train"].to_list()
+    b = datasets.load_dataset(str(tmp_path / "b"))["train"].to_list()
+    assert a == b
+
+
+def test_dataset_failing_to_load_is_skipped(catalog, fake_llm, tmp_path):
+    from datatune.errors import DatasetLoadError
+
+    class Flaky:
+        """The catalog, except that glue fails once planning is over (as a file going missing mid-run)."""
+
+        location = catalog.location
+        planning = True
+
+        def entry(self, name):
+            return catalog.entry(name)
+
+        def load(self, ds, cfg, split):
+            if ds == "nyu-mll/glue" and not self.planning:
+                raise DatasetLoadError("could not load nyu-mll/glue [sst2/validation]: file vanished")
+            return catalog.load(ds, cfg, split)
+
+    flaky = Flaky()
+    llm, _ = fake_llm(smart_fake())
+    import datatune.pipeline as pl
+
+    real_execute_all = pl.execute_all
+
+    def execute_all(*a, **k):
+        flaky.planning = False
+        return real_execute_all(*a, **k)
+
+    pl.execute_all = execute_all
+    try:
+        res = build(SENTIMENT, catalog=flaky, llm=llm, retriever=retriever_for(catalog, KEYS),
+                    options=BuildOptions(out=tmp_path / "out", size=300, synthetic=False))
+    finally:
+        pl.execute_all = real_execute_all
+    assert res.drops["source_failed_to_load"] == 1
+    train = datasets.load_dataset(str(tmp_path / "out"))["train"]
+    assert set(train["source_dataset"]) == {"cornell-movie-review-data/rotten_tomatoes"}
+    assert len(train) == 300
