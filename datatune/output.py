@@ -106,7 +106,11 @@ def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[P
     if spec.labels:
         dist = Counter(r.output for r in all_rows)
         parts += ["\n## Labels\n", _table(["label", "rows"], [[lb, dist.get(lb, 0)] for lb in spec.labels])]
-    parts += ["\n## Plans\n", _table(["rank", "dataset", "config", "plan"], [[p.rank, p.dataset, p.config, plan_summary(p)] for p in plans])]
+    planned = [p for p in plans if not p.reason.startswith("card only")]
+    card_only = [p.dataset for p in plans if p.reason.startswith("card only")]
+    parts += ["\n## Plans\n", _table(["rank", "dataset", "config", "plan"], [[p.rank, p.dataset, p.config, plan_summary(p)] for p in planned])]
+    if card_only:
+        parts.append(f"\nRetrieved but card-only in this catalog (no rows to transform): {', '.join(card_only)}.\n")
     parts += ["\n## Dropped rows\n", _table(["reason", "rows"], [[k, v] for k, v in sorted(drops.items(), key=lambda kv: -kv[1])]) if drops else "None."]
     if metrics:
         parts += ["\n## Quality metrics\n", _table(["metric", "value"], [[k, v] for k, v in metrics_summary(metrics).items()])]

@@ -14,18 +14,20 @@ Two jobs, nothing else:
   127.0.0.1 and a free port, and waits until it answers. ``server.base_url`` / ``server.model_name`` are
   what the openai client needs; ``server.stop()`` is idempotent.
 
-Why the server runs in a *child process* (a small Python running ``xllamacpp.Server``) and not in this
-one. Both were tried here; in-process looks simpler (nothing can outlive the process) but fails the
-Ctrl-C requirement:
+Why the server runs in a *child process* (a small Python running ``xllamacpp.Server``), not in this one.
+Both were tried here. In-process works too (Ctrl-C raises KeyboardInterrupt during a request, and
+dropping the ``xllamacpp.Server`` stops it in about 1 s even mid-generation), and nothing can outlive
+the process. The child was chosen for what in-process can't give:
 
-* llama.cpp's threads (HTTP pool, OpenMP workers) don't block signals, so the kernel may deliver SIGINT to
-  one of them; Python then only notices the Ctrl-C when the main thread next runs bytecode, and a main
-  thread blocked in an HTTP read to the server waits on (measured: a Ctrl-C during a long generation
-  was ignored until the openai client's 600 s timeout). A child keeps those threads out of our process.
-* Stopping is immediate and certain: the child is ended, whatever it is generating. In-process, the
-  C++ destructor has to wait for the server loop and the request in flight.
-* A llama.cpp abort (GGML_ASSERT on an odd GGUF) kills the child, not the build; its log goes to a
-  temporary file that is quoted in the error instead of onto our stderr.
+* Fork safety. In-process, llama.cpp keeps HTTP and OpenMP threads running inside datatune; forking a
+  multi-threaded process (``datasets.map(num_proc=...)``, multiprocessing's default on Linux) can
+  deadlock the forked worker, and every worker inherits the listening socket. With a child, datatune's
+  own process holds no native server threads.
+* Isolation. A llama.cpp abort (a GGML_ASSERT on an odd GGUF, out of memory) kills the child, not the
+  build, and its log goes to a temporary file that is quoted in the error, not onto our stderr.
+* Stopping is certain: the child is ended whatever it is doing (lifeline EOF, then SIGTERM, SIGKILL).
+
+The cost is about 0.3 s more start-up (a second interpreter importing xllamacpp) and the guards below.
 
 How the child never outlives us (no orphan, also on Ctrl-C, errors, SIGTERM or SIGKILL):
 
@@ -54,14 +56,16 @@ import json
 import logging
 import os
 import shutil
-import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from datatune.errors import ConfigError, DatatuneError, OfflineError
+from datatune.errors import ConfigError, DatatuneError
 
 log = logging.getLogger(__name__)
 
@@ -289,3 +293,407 @@ def _assemble(spec: EmbeddedModel, target: Path) -> Path:
         tmp.unlink(missing_ok=True)
     _write_marker(target, digest)
     return target
+
+
+# ---------------------------------------------------------------------------------------------------
+# the server
+# ---------------------------------------------------------------------------------------------------
+
+# The child: self-contained (it imports only xllamacpp), so it starts fast and does not depend on what
+# the datatune package imports. argv[1] is its JSON config. It prints one JSON line (the address, or an
+# error), then blocks on stdin, the lifeline, and exits at once when that reaches EOF.
+_CHILD_CODE = r"""
+import json, os, signal, sys
+cfg = json.loads(sys.argv[1])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.platform.startswith("linux"):
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+if os.getppid() != cfg["parent_pid"]:
+    os._exit(3)
+
+def reply(**message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+try:
+    import xllamacpp
+    p = xllamacpp.CommonParams()
+    p.model.path = cfg["model"]
+    p.model_alias = {cfg["name"]}
+    p.hostnames = [cfg["host"]]
+    p.port = cfg["port"]
+    p.n_ctx = cfg["n_ctx"]
+    p.n_parallel = cfg["n_parallel"]
+    p.cpuparams.n_threads = cfg["n_threads"]
+    p.cpuparams_batch.n_threads = cfg["n_threads"]
+    p.verbosity = cfg["verbosity"]
+    if cfg.get("api_key"):
+        p.api_keys = [cfg["api_key"]]
+    server = xllamacpp.Server(p)
+except BaseException as e:
+    reply(error=f"{type(e).__name__}: {e}")
+    os._exit(2)
+reply(address=server.listening_address, pid=os.getpid())
+try:
+    while sys.stdin.buffer.read(65536):
+        pass
+finally:
+    os._exit(0)
+"""
+
+_SERVERS: dict[Path, "EmbeddedServer"] = {}
+_REGISTRY_LOCK = threading.RLock()
+_LIVE: "set[EmbeddedServer]" = set()  # every started server, for stop_all() and the fork hook
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise ConfigError(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def default_threads() -> int:
+    """The cores this process may run on (affinity-aware), which is what llama.cpp should use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class _Child:
+    """One spawned server process and the keeper thread that watches it (one per start())."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.proc: subprocess.Popen | None = None
+        self.hello: dict | None = None
+        self.spawn_error: BaseException | None = None
+        self.stopping = False
+        self.owner_pid = os.getpid()
+        self.log = tempfile.TemporaryFile()
+        threading.Thread(target=self._keep, name="datatune-embedded-server", daemon=True).start()
+
+    def _keep(self) -> None:
+        """Spawn the child, then live exactly as long as it does (PDEATHSIG follows the spawning thread)."""
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_CODE, json.dumps(self.cfg)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+                close_fds=True,
+            )
+        except BaseException as e:  # noqa: BLE001 - reported by start()
+            self.spawn_error = e
+            self.ready.set()
+            return
+        with self.lock:
+            self.proc = proc
+            stopped_meanwhile = self.stopping
+        if stopped_meanwhile:  # stop() ran while we were spawning
+            self._end(proc, 0)
+        try:
+            line = proc.stdout.readline()
+            try:
+                self.hello = json.loads(line) if line.strip() else None
+            except ValueError:
+                self.hello = {"error": line.decode(errors="replace").strip()[:300]}
+            self.ready.set()
+            for _ in proc.stdout:  # drain, so the child can never block on a full pipe
+                pass
+            proc.wait()
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.ready.set()
+        if not self.stopping and self.hello and "address" in self.hello:
+            log.warning("the embedded server (pid %s) exited unexpectedly with code %s", proc.pid, proc.returncode)
+
+    @property
+    def returncode(self):
+        return self.proc.poll() if self.proc is not None else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and not self.stopping
+
+    def log_reason(self) -> str:
+        """The llama.cpp error lines from the child's log, on one line."""
+        try:
+            self.log.seek(0)
+            lines = self.log.read().decode(errors="replace").splitlines()
+        except (OSError, ValueError):
+            return ""
+        errors = [ln for ln in lines if " E " in ln] or lines[-3:]
+        return "; ".join(ln.split(" E ", 1)[-1].strip() for ln in errors[:3])[:300]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self.lock:
+            self.stopping = True
+            proc = self.proc
+        if proc is not None and self.owner_pid == os.getpid():
+            self._end(proc, timeout)
+        try:
+            self.log.close()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _end(proc: subprocess.Popen, timeout: float) -> None:
+        try:
+            proc.stdin.close()  # the lifeline: the child exits on EOF
+        except (OSError, ValueError):
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop our copy of the lifeline so it can't keep the server alive."""
+        self.lock = threading.Lock()
+        self.owner_pid = None  # never ours to stop
+        proc = self.proc
+        if proc is not None and proc.stdin is not None:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, proc.stdin.fileno())  # closes the pipe end, keeps the fd number valid
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+
+
+class EmbeddedServer:
+    """One llama.cpp server (in a child process) for one GGUF file, on 127.0.0.1 and a free port.
+
+    Options left as None come from the environment when the server starts, else defaults:
+    ``n_parallel`` (DATATUNE_EMBEDDED_PARALLEL, 1): request slots; ``ctx_per_slot``
+    (DATATUNE_EMBEDDED_CTX, 4096): tokens of prompt + answer per slot, so the context is
+    ``n_parallel * ctx_per_slot``; ``n_threads`` (DATATUNE_EMBEDDED_THREADS, the usable cores).
+    ``api_key``: when set the server requires it (pass it to the client); None = no key.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        name: str | None = None,
+        n_parallel: int | None = None,
+        ctx_per_slot: int | None = None,
+        n_threads: int | None = None,
+        api_key: str | None = None,
+        start_timeout: float = 180.0,
+        verbosity: int = 1,  # llama.cpp log level; 1 = errors only (to a temp file, quoted in errors)
+    ):
+        self.model_path = Path(model_path).expanduser().resolve()
+        known = [m.key for m in EMBEDDED_MODELS.values() if m.filename == self.model_path.name]
+        self.name = name or (known[0] if known else self.model_path.stem)
+        self.n_parallel = n_parallel
+        self.ctx_per_slot = ctx_per_slot
+        self.n_threads = n_threads
+        self.api_key = api_key
+        self.start_timeout = start_timeout
+        self.verbosity = verbosity
+        self.address: str | None = None  # "http://127.0.0.1:PORT" while running
+        self.startup_s: float | None = None  # seconds the last start() took
+        self._child: _Child | None = None
+        self._lock = threading.RLock()
+
+    # -- what clients use ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible root: ``http://127.0.0.1:PORT/v1``."""
+        if self.address is None:
+            raise EmbeddedServerError("the embedded server is not running; call start() or get_server()")
+        return self.address + "/v1"
+
+    @property
+    def model_name(self) -> str:
+        """What to pass as ``model=`` (the server serves one model, under this alias)."""
+        return self.name
+
+    @property
+    def port(self) -> int | None:
+        return int(self.address.rsplit(":", 1)[1]) if self.address else None
+
+    @property
+    def pid(self) -> int | None:
+        child = self._child
+        return child.proc.pid if child is not None and child.proc is not None else None
+
+    @property
+    def alive(self) -> bool:
+        child = self._child
+        return child is not None and self.address is not None and child.running()
+
+    def config(self) -> dict:
+        """The resolved start-up settings (what a manifest may record; api_key left out)."""
+        n_parallel = self.n_parallel or _env_int("DATATUNE_EMBEDDED_PARALLEL", 1)
+        ctx = self.ctx_per_slot or _env_int("DATATUNE_EMBEDDED_CTX", 4096)
+        return {
+            "model": str(self.model_path),
+            "name": self.name,
+            "host": "127.0.0.1",
+            "port": 0,  # the kernel picks a free one when the child binds
+            "n_parallel": n_parallel,
+            "n_ctx": n_parallel * ctx,
+            "n_threads": self.n_threads or _env_int("DATATUNE_EMBEDDED_THREADS", default_threads()),
+            "verbosity": self.verbosity,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> "EmbeddedServer":
+        """Start the server and wait until it answers; a no-op when it is already running."""
+        with self._lock:
+            if self.alive:
+                return self
+            self._stop_locked()  # a dead child from an earlier start
+            if not self.model_path.is_file():
+                raise ConfigError(f"model file not found: {self.model_path}")
+            t0 = time.monotonic()
+            deadline = t0 + self.start_timeout
+            child = self._child = _Child(self.config() | {"parent_pid": os.getpid(), "api_key": self.api_key})
+            _LIVE.add(self)
+            try:
+                if not child.ready.wait(max(0.0, deadline - time.monotonic())):
+                    raise EmbeddedServerError(
+                        f"the embedded server did not load {self.model_path.name} within {self.start_timeout:.0f}s; "
+                        "the machine may be overloaded: retry, or use the smaller model (--model qwen2.5-coder-0.5b)"
+                    )
+                if child.spawn_error is not None:
+                    raise EmbeddedServerError(
+                        f"could not start the embedded server: {child.spawn_error}"
+                    ) from child.spawn_error
+                hello = child.hello or {}
+                if "address" not in hello:
+                    if child.proc is not None:
+                        _wait_quietly(child.proc, 2)  # let its log be written before we quote it
+                    reason = child.log_reason() or hello.get("error") or f"it exited with code {child.returncode}"
+                    raise EmbeddedServerError(
+                        f"the embedded server failed to load {self.model_path}: {reason}; "
+                        "check that the file is a GGUF model llama.cpp supports"
+                    )
+                self.address = hello["address"]
+                self._wait_healthy(child, deadline)
+            except BaseException:
+                self._stop_locked()
+                raise
+            self.startup_s = time.monotonic() - t0
+            log.info("embedded server %s on %s (pid %s) started in %.1fs", self.name, self.address, self.pid, self.startup_s)
+            return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the server (idempotent); only the process that started it ends the child."""
+        with self._lock:
+            self._stop_locked(timeout)
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"{self.address} pid {self.pid}" if self.alive else "stopped"
+        return f"<EmbeddedServer {self.name} {state}>"
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _wait_healthy(self, child: _Child, deadline: float) -> None:
+        url = self.address + "/health"
+        last: Exception | None = None
+        while True:
+            if not child.running():
+                raise EmbeddedServerError(
+                    f"the embedded server exited while starting (code {child.returncode}): {child.log_reason()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError as e:  # 503 while loading, or not listening yet
+                last = e
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(f"the embedded server at {self.address} did not become healthy in time ({last})")
+            time.sleep(0.1)
+
+    def _stop_locked(self, timeout: float = 5.0) -> None:
+        child, self._child = self._child, None
+        self.address = None
+        _LIVE.discard(self)
+        with _REGISTRY_LOCK:
+            if _SERVERS.get(self.model_path) is self:
+                del _SERVERS[self.model_path]
+        if child is not None:
+            child.stop(timeout)
+
+    def _forget_after_fork(self) -> None:
+        self._lock = threading.RLock()
+        if self._child is not None:
+            self._child.forget_after_fork()
+
+
+def _wait_quietly(proc: subprocess.Popen, timeout: float) -> None:
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def get_server(model_path: str | os.PathLike, **options) -> EmbeddedServer:
+    """The running server for a model file, started on first use; one per file and process.
+
+    ``options`` (see EmbeddedServer) apply when this call starts the server; a running server is reused
+    as it is (stop() it first to change them).
+    """
+    path = Path(model_path).resolve()
+    with _REGISTRY_LOCK:
+        server = _SERVERS.get(path)
+        if server is not None and server.alive:
+            return server
+        server = EmbeddedServer(path, **options)
+        server.start()
+        _SERVERS[path] = server
+        return server
+
+
+def stop_all() -> None:
+    """Stop every server this process started (runs at exit)."""
+    for server in list(_LIVE):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            log.debug("stopping %r failed", server, exc_info=True)
+
+
+def _after_fork_in_child() -> None:
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.RLock()
+    for server in list(_LIVE):
+        server._forget_after_fork()
+    _LIVE.clear()
+    _SERVERS.clear()
+
+
+atexit.register(stop_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
