@@ -6,7 +6,7 @@ subjects) travel with it as siblings, so one plan covers them all.
 
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
 
 from .catalog.base import Catalog
 from .planner import Candidate
@@ -14,7 +14,7 @@ from .progress import Reporter
 
 
 def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: Reporter | None = None,
-                   labels_from: Callable[[], list[str]] | None = None):
+                   index_root: Path | None = None):
     """A `retriever(query, k, exclude) -> list[Candidate]` over the catalog's (saved) index."""
     state: dict = {}
 
@@ -24,7 +24,7 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
 
             if reporter:
                 reporter.event("index", message=f"loading the retrieval index for {catalog.location}")
-            state["index"] = RetrievalIndex.load_or_build(catalog, progress=reporter is not None)
+            state["index"] = RetrievalIndex.load_or_build(catalog, root=index_root, progress=reporter is not None)
         return state["index"]
 
     def retrieve(query: str, k: int, exclude: list[str], labels: list[str] | None = None, languages: list[str] | None = None) -> list[Candidate]:
