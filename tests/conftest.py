@@ -25,7 +25,7 @@ def isolated_caches(tmp_path_factory, monkeypatch):
     if "DATATUNE_MODEL_DIR" not in os.environ:
         from huggingface_hub import constants
 
-        monkeypatch.setenv("DATATUNE_MODEL_DIR", str(Path(constants.HF_HOME).expanduser() / "assets" / "datatune" / "models"))
+        monkeypatch.setenv("DATATUNE_MODEL_DIR", str(Path(constants.HF_HOME).expanduser() / "assets" / "datatune" / "default" / "models"))
 
 
 @pytest.fixture(scope="session")

