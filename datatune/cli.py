@@ -80,7 +80,7 @@ def catalog_option(f):
 def llm_options(f):
     f = click.option("--model", help="Model name at the endpoint, or the embedded model (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b). Env: DATATUNE_MODEL.")(f)
     f = click.option("--base-url", help="OpenAI-compatible endpoint. Env: OPENAI_BASE_URL. Default: the embedded model.")(f)
-    f = click.option("--concurrency", type=click.IntRange(1, 256), help="LLM requests in flight (default: 1 embedded, 8 remote).")(f)
+    f = click.option("--concurrency", type=click.IntRange(1, 256), help="LLM requests in flight (default: 2 embedded, 8 remote).")(f)
     f = click.option("--max-llm-calls", type=click.IntRange(0), help="Stop cleanly before making more LLM calls than this.")(f)
     f = click.option("--no-cache", is_flag=True, help="Bypass the LLM response cache.")(f)
     return f
@@ -217,6 +217,59 @@ def _print_dry_run(result, llm):
     click.echo("estimated rows per source: " + ", ".join(f"{k}={v}" for k, v in est.get("rows_per_source", {}).items()))
     click.echo(f"estimated rows: {est.get('rows_total', 0)}; LLM calls so far: {llm.usage.calls} "
                f"(+{llm.usage.cache_hits} cached); estimated per-row LLM calls for execution: {est.get('llm_calls_execute', 0)}")
+
+
+# -- search / index ---------------------------------------------------------------------------
+@main.command()
+@click.argument("description")
+@catalog_option
+@click.option("-k", "top_k", type=click.IntRange(1), default=10, show_default=True, help="Results to show.")
+@click.option("--license", "licenses", multiple=True, help="Only these licences (repeatable).")
+@click.option("--language", "languages", multiple=True, help="Only datasets in these languages (repeatable).")
+@click.option("--task-category", "task_categories", multiple=True, help="Only these Hub task categories (repeatable).")
+@click.option("--exclude", multiple=True, metavar="NAME", help="Never show this dataset (repeatable).")
+@click.option("--benchmark", metavar="NAME", help="The task comes from this benchmark: hide its copies.")
+@click.option("--with-rows", is_flag=True, help="Only datasets whose rows the catalog has.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def search(description, catalog, top_k, licenses, languages, task_categories, exclude, benchmark, with_rows, as_json):
+    """Rank the catalog's datasets for a task DESCRIPTION."""
+    from retrieval_index.filters import Filters
+
+    from .catalog import open_catalog
+    from .retrieve import open_index
+
+    _quiet_libraries()
+    settings = make_settings(catalog)
+    index = open_index(open_catalog(settings.catalog), progress=not as_json)
+    filters = Filters.make(licenses=licenses, languages=languages, task_categories=task_categories, exclude=exclude,
+                           benchmark=benchmark, has_rows=True if with_rows else None)
+    hits = index.search(description, k=top_k, filters=filters if filters else None)
+    if as_json:
+        click.echo(json.dumps([h.to_dict() for h in hits], indent=2))
+        return
+    click.echo(f"{'#':>2}  {'dataset':42} {'config':22} {'score':>7}  rows  why")
+    for i, h in enumerate(hits, 1):
+        click.echo(f"{i:>2}  {h.dataset_id[:42]:42} {h.config[:22]:22} {h.score:7.4f}  {'yes' if h.entry.has_rows else 'no ':4}  {'; '.join(h.why)[:80]}")
+
+
+@main.group()
+def index():
+    """The retrieval index over a catalog's cards and schemas."""
+
+
+@index.command("build")
+@catalog_option
+@click.option("--force", is_flag=True, help="Rebuild even when the saved index is current.")
+def index_build(catalog, force):
+    """Build or refresh the index (incremental: unchanged documents keep their vectors)."""
+    from .catalog import open_catalog
+    from .retrieve import open_index
+
+    _quiet_libraries()
+    idx = open_index(open_catalog(make_settings(catalog).catalog), progress=True, force=force)
+    st = idx.stats
+    click.echo(f"{'loaded' if st.loaded else 'built'}: {st.entries} datasets, {st.documents} documents, "
+               f"{st.embedded} embedded, {st.reused} reused, {st.seconds:.1f}s")
 
 
 # -- apply ------------------------------------------------------------------------------------

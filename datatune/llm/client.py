@@ -149,7 +149,7 @@ class LLM:
         usage: Usage | None = None,
     ):
         self.endpoint = endpoint
-        self.concurrency = concurrency or (1 if endpoint.embedded else 8)
+        self.concurrency = concurrency or (2 if endpoint.embedded else 8)  # embedded: 2 slots, measured in benchmarks/llm
         self.cache = cache
         self.max_calls = max_calls
         self.max_reasks = max_reasks

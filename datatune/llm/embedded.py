@@ -512,7 +512,7 @@ class EmbeddedServer:
     """One llama.cpp server (in a child process) for one GGUF file, on 127.0.0.1 and a free port.
 
     Options left as None come from the environment when the server starts, else defaults:
-    ``n_parallel`` (DATATUNE_EMBEDDED_PARALLEL, 1): request slots; ``ctx_per_slot``
+    ``n_parallel`` (DATATUNE_EMBEDDED_PARALLEL, 2): request slots; ``ctx_per_slot``
     (DATATUNE_EMBEDDED_CTX, 4096): tokens of prompt + answer per slot, so the context is
     ``n_parallel * ctx_per_slot``; ``n_threads`` (DATATUNE_EMBEDDED_THREADS, the usable cores).
     ``api_key``: when set the server requires it (pass it to the client); None = no key.
@@ -574,7 +574,7 @@ class EmbeddedServer:
 
     def config(self) -> dict:
         """The resolved start-up settings (what a manifest may record; api_key left out)."""
-        n_parallel = self.n_parallel or _env_int("DATATUNE_EMBEDDED_PARALLEL", 1)
+        n_parallel = self.n_parallel or _env_int("DATATUNE_EMBEDDED_PARALLEL", 2)
         ctx = self.ctx_per_slot or _env_int("DATATUNE_EMBEDDED_CTX", 4096)
         return {
             "model": str(self.model_path),
