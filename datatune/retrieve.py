@@ -13,6 +13,13 @@ from .planner import Candidate
 from .progress import Reporter
 
 
+def open_index(catalog: Catalog, *, root: Path | None = None, progress: bool = False, force: bool = False):
+    """The catalog's saved index, rebuilt (incrementally) when its inputs changed."""
+    from retrieval_index.index import RetrievalIndex
+
+    return RetrievalIndex.load_or_build(catalog, root=root, progress=progress, force=force)
+
+
 def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: Reporter | None = None,
                    index_root: Path | None = None):
     """A `retriever(query, k, exclude) -> list[Candidate]` over the catalog's (saved) index."""
@@ -20,11 +27,9 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
 
     def index():
         if "index" not in state:
-            from retrieval_index.index import RetrievalIndex
-
             if reporter:
                 reporter.event("index", message=f"loading the retrieval index for {catalog.location}")
-            state["index"] = RetrievalIndex.load_or_build(catalog, root=index_root, progress=reporter is not None)
+            state["index"] = open_index(catalog, root=index_root, progress=reporter is not None)
         return state["index"]
 
     def retrieve(query: str, k: int, exclude: list[str], labels: list[str] | None = None, languages: list[str] | None = None) -> list[Candidate]:
