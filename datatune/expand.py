@@ -71,9 +71,13 @@ def _apply_evidence(spec: TaskSpec, description: str, examples: list[Example]) -
             spec.output_kind = "label"
             spec.labels = list(dict.fromkeys(distinct + [lb for lb in spec.labels if lb.lower() not in {d.lower() for d in distinct}])) if spec.labels else distinct
     low = description.lower()
+    if re.search(r"\b(each|every|per) (token|word)\b|\btoken[- ]level\b", low):
+        spec.output_kind = "tags"  # one tag per token: the labels are tag types, not row labels
     for name, code in LANGUAGES.items():
         if re.search(rf"\bin {name}\b|\b{name}[- ]language\b", low):
             spec.language = code
+    if spec.output_kind == "tags":
+        return
     if spec.output_kind == "label":
         # casing as the user wrote it: "positive or negative" -> labels "positive", "negative"
         fixed = []
