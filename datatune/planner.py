@@ -116,8 +116,12 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
     is_seq = isinstance(f, (datasets.Sequence, list)) or isinstance(f, getattr(datasets, "List", ()))
 
     if spec.output_kind == "tags" or (labels and is_seq):
-        if not labels:
-            return None, None, inputs, f"{column} has no tag names"
+        if not (labels and is_seq):
+            return None, None, inputs, f"{column} is not a sequence of tags, one per token"
+        # parallel annotations (POS or chunk tags beside NER tags) are not input text
+        inputs = [c for c in inputs if not class_names(features, c)]
+        if not inputs:
+            return None, None, inputs, "no token column among the inputs"
         return OutputRule(kind="column", column=column), None, inputs, ""
 
     if spec.output_kind == "label":
@@ -200,6 +204,11 @@ def validate(plan: Plan, spec: TaskSpec, features: datasets.Features, sample: li
             errors.append(f"only {s:.0%} of outputs are option letters")
         if len(set(outs)) < 2:
             errors.append("every answer is the same letter")
+    elif spec.output_kind == "tags":
+        s = share(lambda io: len(io[1].split()) == len(io[0].split()))
+        checks["aligned_share"] = round(s, 3)
+        if s < 0.95:
+            errors.append(f"only {s:.0%} of rows have one tag per token")
     elif spec.output_kind == "span":
         s = share(lambda io: io[1] in io[0])
         checks["span_share"] = round(s, 3)

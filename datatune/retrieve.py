@@ -35,8 +35,14 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
     def retrieve(query: str, k: int, exclude: list[str], labels: list[str] | None = None, languages: list[str] | None = None) -> list[Candidate]:
         from retrieval_index.filters import Filters
 
-        filters = Filters.make(exclude=list(exclude), benchmark=benchmark) if (exclude or benchmark) else None
+        base = dict(exclude=list(exclude), benchmark=benchmark)
+        filters = Filters.make(**base) if (exclude or benchmark) else None
         hits = index().search(query, k=k, filters=filters, labels=labels or (), languages=languages)
+        if sum(h.entry.has_rows for h in hits) < k // 2:
+            # card-only entries can crowd the top of a local catalog: also take the best ones with rows
+            seen = {(h.dataset_id, h.config) for h in hits}
+            more = index().search(query, k=k, filters=Filters.make(**base, has_rows=True), labels=labels or (), languages=languages)
+            hits += [h for h in more if (h.dataset_id, h.config) not in seen]
         out = []
         for h in hits:
             try:

@@ -148,3 +148,11 @@ def test_reask_with_errors_then_reject(catalog, fake_llm):
     assert not plan.keep
     assert len(ep.requests) == 2
     assert "failed on real rows" in ep.requests[1]["messages"][-1]["content"]
+
+
+def test_ner_ignores_parallel_tag_columns_and_rejects_non_sequences(catalog, fake_llm):
+    plan, res, _ = plan_and_run(catalog, fake_llm, NER, "eriktks/conll2003", "conll2003", ["tokens", "pos_tags", "chunk_tags"], "ner_tags")
+    assert plan.keep and plan.input_columns == ["tokens"]
+    assert all(len(r.input.split()) == len(r.output.split()) for r in res.rows[:200])
+    plan, _, _ = plan_and_run(catalog, fake_llm, NER, "aps/super_glue", "rte", ["premise", "hypothesis"], "label")
+    assert not plan.keep
