@@ -1,0 +1,376 @@
+"""The retrieval index: build (incrementally), save, load, and search.
+
+A search runs five rankers over the (dataset, config) documents - BM25 over the lexical text, MiniLM
+cosine against the dataset description and against the config's task sentence, label match, and
+task-tag match - and fuses their ranks (weighted RRF) at the level of a *result group*: one dataset
+and one kind of config, so MMLU's 19 subjects are one result, while tweet_eval's stance and emotion
+configs, which are different tasks, can be two. A soft language prior prefers datasets in the task's
+language; a dataset's second result is demoted. Filters are applied before ranking.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from datatune.catalog.base import Catalog, DatasetEntry
+
+from . import store
+from .dense import Encoder, cosine_scores, scoring_matrix
+from .documents import Document, config_labels, documents_for
+from .explain import why
+from .filters import Filters, document_mask
+from .fusion import Weights, demote_repeats, rrf, top
+from .labels import LabelMatch
+from .languages import language_name, query_languages
+from .lexical import Lexical
+from .samples import sample_values
+from .tags import TagMatch, tag_texts
+from .text import text_hash
+
+log = logging.getLogger(__name__)
+
+# Tuned on ../shared/eval/retrieval_dev.jsonl by benchmarks/retrieval/tune.py (see RESULTS.md).
+DEFAULT_WEIGHTS = Weights()
+
+
+@dataclass
+class Hit:
+    """One search result: a dataset and its best-matching config, with every config of the same kind."""
+
+    dataset_id: str
+    config: str
+    score: float
+    why: tuple[str, ...]
+    entry: DatasetEntry = field(repr=False)
+    configs: tuple[str, ...] = ()  # configs of this dataset with the same task and labels as `config`
+
+    def to_dict(self) -> dict:
+        e = self.entry
+        return {
+            "dataset_id": self.dataset_id, "config": self.config, "configs": list(self.configs),
+            "score": round(float(self.score), 6), "why": list(self.why), "pretty_name": e.pretty_name,
+            "license": e.license, "languages": list(e.languages), "task_categories": list(e.task_categories),
+            "has_rows": e.has_rows,
+        }
+
+
+@dataclass
+class BuildStats:
+    entries: int = 0
+    documents: int = 0
+    vectors: int = 0
+    embedded: int = 0  # vectors computed in this build
+    reused: int = 0  # vectors taken from the previous index
+    seconds: float = 0.0
+    loaded: bool = False  # True when load_or_build found the saved index current
+
+
+class RetrievalIndex:
+    """Search over a catalog's cards and schemas. Build with `load_or_build(catalog)`.
+
+    One index serves one thread at a time (searches set torch's thread count while they run).
+    """
+
+    def __init__(self, *, entries: list[DatasetEntry], docs: list[tuple[int, str, str, int, int]], lexical: Lexical,
+                 vectors: np.ndarray, row_keys: list[str], fingerprint: str, location: str, samples: dict[str, dict[str, dict]],
+                 encoder: Encoder | None = None, weights: Weights = DEFAULT_WEIGHTS, stats: BuildStats | None = None):
+        self.entries = entries
+        self.lexical = lexical
+        self.vectors = vectors
+        self.row_keys = row_keys  # hash of the dense text behind each vector
+        self._scoring = scoring_matrix(vectors)
+        self.fingerprint = fingerprint
+        self.location = location
+        self.samples = samples
+        self.encoder = encoder or Encoder()
+        self.weights = weights
+        self.stats = stats or BuildStats(entries=len(entries), documents=len(docs), vectors=len(vectors))
+        self._docs = docs  # (entry index, config name, kind, row of its dense vector, row of its task vector)
+        self.doc_entry = np.fromiter((d[0] for d in docs), dtype=np.int32, count=len(docs))
+        self.doc_config = [d[1] for d in docs]
+        self.doc_row = np.fromiter((d[3] for d in docs), dtype=np.int32, count=len(docs))
+        self.doc_task_row = np.fromiter((d[4] for d in docs), dtype=np.int32, count=len(docs))
+        configs = [entries[d[0]].config(d[1]) if entries[d[0]].configs else None for d in docs]
+        self.doc_num_rows = np.fromiter((c.num_rows if c else 0 for c in configs), dtype=np.int64, count=len(docs))
+        # result groups (one dataset, one kind of config) are runs of consecutive documents
+        starts = [i for i in range(len(docs)) if i == 0 or docs[i][0] != docs[i - 1][0] or docs[i][2] != docs[i - 1][2]]
+        if len({(docs[i][0], docs[i][2]) for i in starts}) != len(starts):
+            raise ValueError("documents of one dataset and kind must be consecutive")
+        self.group_start = np.asarray(starts, dtype=np.int64)
+        self.group_end = np.append(self.group_start[1:], len(docs))
+        self._task_per_group = bool(np.all(self.doc_task_row == np.repeat(self.doc_task_row[self.group_start],
+                                                                          self.group_end - self.group_start)))
+        row_of = {k: r for r, k in enumerate(row_keys)}
+        self.tags = TagMatch(entries, {t: row_of[text_hash(t)] for e in entries for t in tag_texts(e) if text_hash(t) in row_of})
+        self.labels = LabelMatch([config_labels(c, samples.get(entries[d[0]].id, {}).get(d[1])) for c, d in zip(configs, docs)])
+        self._entry_langs = [{language_name(x).lower() for x in e.languages} for e in entries]
+        self._masks: OrderedDict[Filters, np.ndarray] = OrderedDict()
+        self._langs: dict[frozenset, np.ndarray] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    # -- building -----------------------------------------------------------------------------
+    @staticmethod
+    def folder_for(catalog: Catalog, root: Path | None = None) -> Path:
+        if root is None:
+            from datatune.settings import cache_dir
+
+            root = cache_dir("index")
+        return store.index_dir(Path(root), catalog.location)
+
+    @staticmethod
+    def current_fingerprint(catalog: Catalog, *, encoder: Encoder | None = None, samples: bool | None = None) -> str:
+        enc = encoder or Encoder()
+        samples = _want_samples(catalog, samples)
+        return store.fingerprint(catalog.fingerprint(), catalog.location, enc.model_id,
+                                 max_seq_length=enc.max_seq_length, samples=samples)
+
+    @classmethod
+    def load_or_build(cls, catalog: Catalog, *, root: Path | None = None, progress: bool = False,
+                      samples: bool | None = None, encoder: Encoder | None = None, force: bool = False) -> "RetrievalIndex":
+        """The saved index when its inputs haven't changed, else an incremental rebuild (saved).
+
+        samples: read a few rows per config where the catalog has them; by default only when the
+        catalog is a local folder (from the Hub that would mean downloading every dataset).
+        """
+        folder = cls.folder_for(catalog, root)
+        fp = cls.current_fingerprint(catalog, encoder=encoder, samples=samples)
+        meta = store.read_meta(folder)
+        if not force and meta is not None and meta.get("fingerprint") == fp:
+            try:
+                index = cls.load(folder, encoder=encoder)
+                index.stats.loaded = True
+                return index
+            except (OSError, ValueError, KeyError) as e:  # unreadable: rebuild
+                log.warning("index at %s is unreadable (%s); rebuilding", folder, e)
+        return cls.build(catalog, root=root, progress=progress, samples=samples, encoder=encoder)
+
+    @classmethod
+    def build(cls, catalog: Catalog, *, root: Path | None = None, progress: bool = False, samples: bool | None = None,
+              encoder: Encoder | None = None, save: bool = True) -> "RetrievalIndex":
+        """Build the index for a catalog, reusing the saved one's vectors and samples where inputs are unchanged."""
+        t0 = time.perf_counter()
+        samples = _want_samples(catalog, samples)
+        encoder = encoder or Encoder()
+        folder = cls.folder_for(catalog, root)
+        fp = cls.current_fingerprint(catalog, encoder=encoder, samples=samples)
+        prev_vectors, prev_samples = _previous(folder, encoder.model_id)
+        entries = list(catalog.entries())
+
+        all_samples: dict[str, dict[str, dict]] = {}
+        rows = [e for e in entries if e.has_rows and samples]
+        bar = _bar(progress, len(rows), "samples")
+        for e in rows:
+            h = store.entry_hash(e)
+            all_samples[e.id] = prev_samples[h] if h in prev_samples else sample_values(catalog, e)
+            bar.update(1)
+        bar.close()
+
+        docs: list[Document] = []
+        owner: list[int] = []
+        for i, e in enumerate(entries):
+            mine = documents_for(e, all_samples.get(e.id))
+            kinds = list(dict.fromkeys(d.kind for d in mine))
+            for d in sorted(mine, key=lambda d: kinds.index(d.kind)):  # a result group's documents together
+                docs.append(d)
+                owner.append(i)
+        lexical = Lexical.build([d.lexical for d in docs])
+
+        text_of = {d.key: d.dense for d in docs}
+        for d in docs:
+            text_of.setdefault(d.task_key, d.task)
+        for e in entries:  # task tags are embedded too (see tags.py)
+            for t in tag_texts(e):
+                text_of.setdefault(text_hash(t), t)
+        keys = list(text_of)
+        row_of = {k: r for r, k in enumerate(keys)}
+        vectors = np.zeros((len(keys), 384), dtype=np.float32)
+        todo = [k for k in keys if k not in prev_vectors]
+        for k in keys:
+            if k in prev_vectors:
+                vectors[row_of[k]] = prev_vectors[k]
+        bar = _bar(progress, len(todo), "embeddings")
+        if todo:
+            vectors[[row_of[k] for k in todo]] = encoder.encode([text_of[k] for k in todo], progress=bar.update)
+        bar.close()
+
+        doc_rows = [(owner[j], d.config, d.kind, row_of[d.key], row_of[d.task_key]) for j, d in enumerate(docs)]
+        stats = BuildStats(len(entries), len(docs), len(keys), len(todo), len(keys) - len(todo), 0.0)
+        index = cls(entries=entries, docs=doc_rows, lexical=lexical, vectors=vectors, row_keys=keys, fingerprint=fp,
+                    location=catalog.location, samples=all_samples, encoder=encoder, stats=stats)
+        if save:
+            index.save(folder)
+        stats.seconds = time.perf_counter() - t0
+        return index
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        hashes = {e.id: store.entry_hash(e) for e in self.entries if e.id in self.samples}
+        meta = {
+            "format": store.FORMAT, "fingerprint": self.fingerprint, "location": self.location,
+            "model": self.encoder.model_id, "created": time.time(), "docs": self._docs,
+            "row_keys": self.row_keys, "samples": {hashes[k]: v for k, v in self.samples.items()},
+            "sample_ids": {hashes[k]: k for k in self.samples},
+        }
+        store.save(folder, meta, self.entries, self.vectors, {"lexical": self.lexical})
+
+    @classmethod
+    def load(cls, folder: Path, *, encoder: Encoder | None = None) -> "RetrievalIndex":
+        meta = store.read_meta(folder)
+        if meta is None:
+            raise FileNotFoundError(f"no index at {folder}")
+        entries = store.read_entries(folder)
+        samples = {meta["sample_ids"][h]: v for h, v in meta["samples"].items()}
+        return cls(entries=entries, docs=[tuple(d) for d in meta["docs"]], lexical=Lexical.load(folder / "lexical"),
+                   vectors=store.read_vectors(folder), row_keys=meta["row_keys"], fingerprint=meta["fingerprint"], location=meta["location"],
+                   samples=samples, encoder=encoder)
+
+    # -- searching ----------------------------------------------------------------------------
+    def mask(self, filters: Filters | None) -> np.ndarray | None:
+        """Which documents the filters allow (cached per filter set); None when nothing is filtered."""
+        if not filters:
+            return None
+        if filters not in self._masks:
+            self._masks[filters] = document_mask(filters, self.entries, self.doc_entry, self.doc_num_rows)
+            if len(self._masks) > 32:
+                self._masks.popitem(last=False)
+        return self._masks[filters]
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None, *, labels: Iterable[str] = (),
+               languages: Sequence[str] | None = None, weights: Weights | None = None,
+               query_vector: np.ndarray | None = None) -> list[Hit]:
+        """The best `k` results for a task description.
+
+        labels: the task's label set, when known (TaskSpec.labels), matched like label words in the query.
+        languages: the task's languages (codes or names); by default those the description names, else English.
+        """
+        w = weights or self.weights
+        labels = tuple(labels)
+        langs = tuple(language_name(x) for x in languages) if languages is not None else query_languages(query)
+        r = self.rankings(query, filters, labels=labels, query_vector=query_vector, depth=w.depth, margin=w.tag_margin)
+        groups, scores = self.rank(r, w, langs, limit=k)
+        return [self._hit(int(g), r, float(s), query, langs, labels) for g, s in zip(groups[:k], scores[:k])]
+
+    def rankings(self, query: str, filters: Filters | None = None, *, labels: tuple[str, ...] = (),
+                 query_vector: np.ndarray | None = None, depth: int = 200, margin: float = 0.05) -> "Rankings":
+        """Each ranker's top result groups for a query, before fusion (also what tuning reads)."""
+        mask = self.mask(filters)
+        starts = self.group_start
+        # the query's forward pass (torch, one thread) runs while this thread does the lexical side
+        pending = self._worker().submit(self.encoder.encode_query, query) if query_vector is None else None
+        lex = self.lexical.scores(query)
+        lab = self.labels.scores(query, labels)
+        qv = pending.result() if pending is not None else query_vector
+        sims = cosine_scores(self._scoring, qv)
+        if self._task_per_group:  # the usual case: every config of a kind has the same task sentence
+            task = sims[self.doc_task_row[starts]]
+        else:
+            task = sims[self.doc_task_row]
+            if mask is not None:
+                task[~mask] = -np.inf
+            task = np.maximum.reduceat(task, starts)
+        dense = sims[self.doc_row[starts]]  # one description per dataset
+        tag = self.tags.scores(sims, margin)[self.doc_entry[starts]]
+        if mask is not None:
+            lex[~mask] = 0
+            lab[~mask] = 0
+            allowed = np.logical_or.reduceat(mask, starts)
+            dense[~allowed] = -np.inf
+            task[~allowed] = -np.inf
+            tag[~allowed] = 0
+        lists = {
+            "lexical": top(np.maximum.reduceat(lex, starts), depth),
+            "dense": top(dense, depth, positive=False),
+            "task": top(task, depth, positive=False),
+            "labels": top(np.maximum.reduceat(lab, starts), depth),
+            "tags": top(tag, depth),
+        }
+        return Rankings(lists, {"lexical": lex, "labels": lab}, mask)
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval-query")
+        return self._pool
+
+    def rank(self, r: "Rankings", w: Weights, langs: Sequence[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Result groups, best first, and their scores: weighted RRF, language prior, repeats demoted
+        (the order is exact for the first `limit`)."""
+        cand, fused = rrf([(*r.lists[name], getattr(w, name)) for name in r.lists
+                           if getattr(w, name) and r.lists[name][0].size], w.k)
+        if w.language and langs:
+            fused += w.language * self._language_match(langs)[cand]
+        order, scores = demote_repeats(fused, self.doc_entry[self.group_start[cand]], w.repeat, limit)
+        return cand[order], scores
+
+    def _language_match(self, langs: Sequence[str]) -> np.ndarray:
+        """Per group, the share of the task's languages its dataset has (0.5 when it states none)."""
+        want = frozenset(x.lower() for x in langs)
+        if want not in self._langs:
+            per_entry = np.fromiter(
+                (len(want & have) / len(want) if have else 0.5 for have in self._entry_langs), dtype=np.float32,
+                count=len(self._entry_langs))
+            self._langs[want] = per_entry[self.doc_entry[self.group_start]]
+            if len(self._langs) > 16:
+                self._langs.pop(next(iter(self._langs)))
+        return self._langs[want]
+
+    def _hit(self, group: int, r: "Rankings", score: float, query: str, langs, labels) -> Hit:
+        lo, hi = int(self.group_start[group]), int(self.group_end[group])
+        allowed = np.arange(lo, hi) if r.mask is None else lo + np.flatnonzero(r.mask[lo:hi])
+        best = int(allowed[0])
+        for name in ("lexical", "labels"):  # the group's config: the best lexical match, else label match
+            part = r.scores[name][allowed]
+            if part.size > 1 and part.max() > part.min():
+                best = int(allowed[np.argmax(part)])
+                break
+        e = self.entries[self.doc_entry[best]]
+        config = self.doc_config[best]
+        info = e.config(config) if e.configs else None
+        names = config_labels(info, self.samples.get(e.id, {}).get(config))
+        return Hit(e.id, config, score, why(query, e, info, names, langs, labels, self._entry_langs[self.doc_entry[best]]),
+                   e, tuple(self.doc_config[i] for i in allowed))
+
+
+@dataclass
+class Rankings:
+    lists: dict[str, tuple[np.ndarray, np.ndarray]]  # ranker -> (group ids, ranks)
+    scores: dict[str, np.ndarray]  # lexical and label scores per document, to pick a group's config
+    mask: np.ndarray | None = None  # documents the filters allow
+
+
+def _previous(folder: Path, model_id: str) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]]]:
+    """Vectors (by dense-text hash) and samples (by entry hash) of the saved index, for reuse."""
+    meta = store.read_meta(folder)
+    if meta is None or meta.get("model") != model_id:
+        return {}, {}
+    try:
+        vectors = store.read_vectors(folder)
+        keys = meta["row_keys"]
+        return {k: vectors[i] for i, k in enumerate(keys)}, meta["samples"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return {}, {}
+
+
+def _want_samples(catalog: Catalog, samples: bool | None) -> bool:
+    if samples is not None:
+        return samples
+    try:
+        return Path(catalog.location).is_dir()
+    except (TypeError, OSError):
+        return False
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="doc", disable=not enabled or total == 0, leave=False)

@@ -1,0 +1,115 @@
+"""Saving and loading an index folder, and the fingerprint that says whether it is still current.
+
+    <cache>/index/<catalog-slug>/
+        meta.json       fingerprint, parameters, documents (entry, config, kind, dense row, rows), samples
+        entries.json    the catalog entries the documents were made from
+        dense.npy       unit-length float32 vectors, one per distinct dense text
+        lexical/        the bm25s index
+
+A folder is written next to the old one and renamed over it, so a crash mid-build leaves the previous
+index usable, and a reader never sees half an index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from datatune.catalog.base import ConfigInfo, DatasetEntry, Feature
+
+FORMAT = 1
+# the modules that write the texts an index is made of (the model and its settings are in the fingerprint)
+_CONTENT_MODULES = ("documents.py", "text.py", "languages.py", "samples.py", "lexical.py", "tags.py")
+
+
+def code_version() -> str:
+    """Hash of the modules that decide what an index contains: editing them invalidates saved indexes
+    (rebuilding is incremental: vectors of unchanged texts are reused)."""
+    h = hashlib.sha256(str(FORMAT).encode())
+    here = Path(__file__).parent
+    for name in _CONTENT_MODULES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def fingerprint(catalog_fingerprint: str, location: str, model_id: str, **params) -> str:
+    blob = json.dumps(
+        {"catalog": catalog_fingerprint, "location": location, "model": model_id, "code": code_version(), **params},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def index_dir(root: Path, location: str) -> Path:
+    """One folder per catalog location, named so a person can tell which is which."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", location.rstrip("/").split("/")[-1] or "catalog").strip("-")[:40]
+    return root / f"{slug}-{hashlib.sha256(location.encode()).hexdigest()[:8]}"
+
+
+# -- entries as JSON ------------------------------------------------------------------------------
+def entry_to_json(e: DatasetEntry) -> dict:
+    return {
+        "id": e.id, "aliases": list(e.aliases), "pretty_name": e.pretty_name,
+        "task_categories": list(e.task_categories), "task_ids": list(e.task_ids), "languages": list(e.languages),
+        "licenses": list(e.licenses), "size_categories": list(e.size_categories), "summary": e.summary,
+        "has_rows": e.has_rows,
+        "configs": [
+            {"name": c.name, "splits": dict(c.splits), "features": [[f.name, f.dtype, [str(x) for x in f.labels]] for f in c.features]}
+            for c in e.configs
+        ],
+    }
+
+
+def entry_from_json(d: dict) -> DatasetEntry:
+    configs = tuple(
+        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), dict(c["splits"]))
+        for c in d["configs"]
+    )
+    tup = {k: tuple(d[k]) for k in ("aliases", "task_categories", "task_ids", "languages", "licenses", "size_categories")}
+    return DatasetEntry(id=d["id"], pretty_name=d["pretty_name"], summary=d["summary"], has_rows=d["has_rows"], configs=configs, **tup)
+
+
+def entry_hash(e: DatasetEntry) -> str:
+    return hashlib.sha1(json.dumps(entry_to_json(e), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- folder ---------------------------------------------------------------------------------------
+def save(folder: Path, meta: dict, entries: list[DatasetEntry], vectors: np.ndarray, lexical: dict) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    (tmp / "entries.json").write_text(json.dumps([entry_to_json(e) for e in entries]))
+    np.save(tmp / "dense.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+    for name, index in lexical.items():
+        index.save(tmp / name)
+    (tmp / "meta.json").write_text(json.dumps(meta))  # written last: its presence marks a complete folder
+    old = folder.with_name(folder.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_meta(folder: Path) -> dict | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if meta.get("format") == FORMAT else None
+
+
+def read_entries(folder: Path) -> list[DatasetEntry]:
+    return [entry_from_json(d) for d in json.loads((folder / "entries.json").read_text())]
+
+
+def read_vectors(folder: Path, *, mmap: bool = False) -> np.ndarray:
+    return np.load(folder / "dense.npy", mmap_mode="r" if mmap else None)
