@@ -152,3 +152,22 @@ def test_rpm_limit_spaces_requests(fake_llm):
     t = time.monotonic()
     llm.text_many([[{"role": "user", "content": str(i)}] for i in range(2)])
     assert time.monotonic() - t < 5  # two fit in the minute
+
+
+def test_server_without_strict_schemas_falls_back_to_json_object():
+    import httpx2
+
+    seen = []
+
+    def handler(request):
+        body = json.loads(request.content)
+        seen.append(body.get("response_format", {}).get("type"))
+        if body.get("response_format", {}).get("type") == "json_schema":
+            return httpx2.Response(400, json={"error": {"message": "response_format json_schema is not supported"}})
+        assert "schema" in body["messages"][-1]["content"]  # the schema travels in the prompt instead
+        return httpx2.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                                          "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": json.dumps({"label": "a", "score": 1})}}]})
+
+    llm = LLM(Endpoint("http://fake.test/v1", "m"), transport=httpx2.MockTransport(handler), max_retries=0)
+    assert llm.structured([{"role": "user", "content": "hi"}], Answer) == Answer(label="a", score=1)
+    assert seen == ["json_schema", "json_object"]
