@@ -13,14 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from . import rules
+from .curate import LANGUAGE_NAMES
 from .llm import LLM, InvalidOutput
 from .task import Example, TaskSpec
 
-LANGUAGES = {
-    "english": "en", "russian": "ru", "german": "de", "spanish": "es", "french": "fr", "chinese": "zh",
-    "japanese": "ja", "italian": "it", "portuguese": "pt", "arabic": "ar", "hindi": "hi", "korean": "ko",
-    "dutch": "nl", "polish": "pl", "turkish": "tr", "ukrainian": "uk",
-}
+LANGUAGES = LANGUAGE_NAMES  # language name -> ISO 639-1 code, one table for the whole package
 
 
 class SpecAnswer(BaseModel):
