@@ -23,7 +23,7 @@ import numpy as np
 from datatune.catalog.base import Catalog, DatasetEntry
 
 from . import store
-from .dense import Encoder, cosine_scores, scoring_matrix
+from .dense import DIM, Encoder, cosine_scores, scoring_matrix
 from .documents import Document, config_labels, documents_for
 from .explain import why
 from .filters import Filters, document_mask
@@ -151,7 +151,7 @@ class RetrievalIndex:
                 index = cls.load(folder, encoder=encoder)
                 index.stats.loaded = True
                 return index
-            except (OSError, ValueError, KeyError) as e:  # unreadable: rebuild
+            except Exception as e:  # noqa: BLE001 - an unreadable index is rebuilt, whatever broke it
                 log.warning("index at %s is unreadable (%s); rebuilding", folder, e)
         return cls.build(catalog, root=root, progress=progress, samples=samples, encoder=encoder)
 
@@ -194,7 +194,7 @@ class RetrievalIndex:
                 text_of.setdefault(text_hash(t), t)
         keys = list(text_of)
         row_of = {k: r for r, k in enumerate(keys)}
-        vectors = np.zeros((len(keys), 384), dtype=np.float32)
+        vectors = np.zeros((len(keys), DIM), dtype=np.float32)
         todo = [k for k in keys if k not in prev_vectors]
         for k in keys:
             if k in prev_vectors:

@@ -8,7 +8,9 @@ prose (a replica number in every name, a few words of the summary dropped and sh
 replica has its own texts and vectors; nothing is shared between replicas. Each phase runs in its
 own process, so memory figures are those of a process that builds, or only searches.
 
-Writes speed_results.json next to this file.
+Writes speed_results.json next to this file. Latencies depend on what else runs on the machine:
+the load average is recorded, and so is CPU time per search (all threads), which is what a search
+costs on an idle core; "given vector" timings leave out encoding the query (the index alone).
 """
 
 from __future__ import annotations
@@ -148,10 +150,19 @@ def phase_query(docs: int, root: Path, n_queries: int, n_bm25: int) -> dict:
     after_load = current_rss_mb()
 
     lat, lex_lat, enc_lat = [], [], []
+    cpu0, load0 = time.process_time(), os.getloadavg()[0]
     for q in qs:
         t = time.perf_counter()
         index.search(q, k=10)
         lat.append(time.perf_counter() - t)
+    cpu_per_query = (time.process_time() - cpu0) / len(qs)
+    load1 = os.getloadavg()[0]
+    vectors = {q: index.encoder.encode_query(q) for q in qs}
+    index_lat = []  # the index alone: the query's vector is given
+    for q in qs:
+        t = time.perf_counter()
+        index.search(q, k=10, query_vector=vectors[q])
+        index_lat.append(time.perf_counter() - t)
     for q in qs:
         t = time.perf_counter()
         index.lexical.scores(q)
@@ -193,10 +204,13 @@ def phase_query(docs: int, root: Path, n_queries: int, n_bm25: int) -> dict:
         "documents": len(index), "queries": len(qs), "load_seconds": round(load_s, 2),
         "search_p50_ms": ms(lat), "search_p90_ms": round(percentile(lat, 90) * 1000, 2),
         "search_p99_ms": round(percentile(lat, 99) * 1000, 2), "search_mean_ms": round(statistics.mean(lat) * 1000, 2),
+        "search_cpu_ms_per_query": round(cpu_per_query * 1000, 2), "load_avg_during_searches": [round(load0, 2), round(load1, 2)],
+        "search_given_vector_p50_ms": ms(index_lat), "search_given_vector_p90_ms": round(percentile(index_lat, 90) * 1000, 2),
         "search_with_filters_p50_ms": ms(flat), "query_encoding_p50_ms": ms(enc_lat), "bm25s_scores_p50_ms": ms(lex_lat),
         "rank_bm25_get_scores_p50_ms": ms(okapi_lat), "rank_bm25_queries": len(okapi_lat),
         "speedup_search_vs_rank_bm25": round(statistics.median(okapi_lat) / statistics.median(lat), 1),
         "speedup_bm25s_vs_rank_bm25": round(statistics.median(okapi_lat) / statistics.median(lex_lat), 1),
+        "speedup_search_given_vector_vs_rank_bm25": round(statistics.median(okapi_lat) / statistics.median(index_lat), 1),
         "rank_bm25_build_seconds": round(okapi_build, 1), "tokenize_seconds": round(tok_s, 1),
         "rss_mb_before_load": round(before), "rss_mb_loaded": round(after_load), "rss_mb_after_searches": round(search_rss),
         "index_arrays_mb": round((index.vectors.nbytes + index.lexical._data.nbytes + index.lexical._indices.nbytes) / 2**20, 1),
