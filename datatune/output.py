@@ -35,14 +35,14 @@ def write_parquet(path: Path, rows: list[Row]) -> None:
     os.replace(tmp, path)
 
 
-def card_yaml(splits: dict[str, int], spec: TaskSpec, licenses: list[str], sizes: dict[str, int] | None = None) -> dict:
+def card_yaml(splits: dict[str, int], spec: TaskSpec, licenses: list[str], sizes: dict[str, int] | None = None, methods: set[str] | None = None) -> dict:
     features = []
     for f in SCHEMA:
         features.append({"name": f.name, "dtype": "int64" if str(f.type) == "int64" else "string"})
     return {
         "license": "other" if len(set(licenses)) != 1 else licenses[0],
         "language": [spec.language],
-        "tags": ["datatune", "synthetic" if False else "transformed"],
+        "tags": ["datatune", "transformed", *(["synthetic"] if "synthetic" in (methods or set()) else [])],
         "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
         "dataset_info": {
             "features": features,
@@ -134,6 +134,6 @@ def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]],
     save_plans(out / "plans.json", spec, plans)
     licenses = sorted({p.license for p in plans if p.keep and any(r.source_dataset == p.dataset for rs in rows_by_split.values() for r in rs)}) or ["unknown"]
     sizes = {s: (data / f"{s}-00000-of-00001.parquet").stat().st_size for s in rows_by_split}
-    meta = yaml.safe_dump(card_yaml({s: len(r) for s, r in rows_by_split.items()}, spec, licenses, sizes), sort_keys=False, allow_unicode=True)
+    meta = yaml.safe_dump(card_yaml({s: len(r) for s, r in rows_by_split.items()}, spec, licenses, sizes, {r.method for rs in rows_by_split.values() for r in rs}), sort_keys=False, allow_unicode=True)
     atomic_write_text(out / "README.md", f"---\n{meta}---\n\n" + card_body(spec, rows_by_split, plans, drops, manifest.get("llm", {}), metrics))
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))

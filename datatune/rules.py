@@ -96,7 +96,7 @@ def leaks_answer(column_values: list[str], outputs: list[str], *, min_share: flo
     for v, o in pairs:
         if len(o) == 1 and o.isalpha():  # an option letter: look for "answer is B", "Answer: B", "(B)" at the end
             pat = rf"(answer|option|correct)[^A-Za-z0-9]{{0,20}}\(?{re.escape(o)}\)?\b|\(?\b{re.escape(o)}\)?\s*$"
-            hits += bool(re.search(pat, v, re.I if False else 0) or re.search(pat, v.splitlines()[-1] if v.strip() else "", re.I))
+            hits += bool(re.search(pat, v) or re.search(pat, v.splitlines()[-1] if v.strip() else "", re.I))
         elif len(o) >= 2:
             hits += o.lower() in v.lower()
         else:
