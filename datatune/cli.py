@@ -107,6 +107,10 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--exclude", multiple=True, metavar="NAME", help="Never use this dataset (repeatable).")
 @click.option("--benchmark", metavar="NAME", help="The task comes from this benchmark: its copies are never sources.")
 @click.option("--plans", "plans_file", type=click.Path(path_type=Path), help="Re-execute saved plans (plans.json): no planning calls.")
+@click.option("--planner", type=click.Choice(["hybrid", "full"]), default="hybrid", show_default=True, envvar="DATATUNE_PLANNER",
+              help="Who writes the plan: hybrid (the model picks columns, code derives and checks the rest; best for the "
+                   "embedded model) or full (the model also writes label maps, extraction, templates; for strong remote models).")
+@click.option("--rerank", is_flag=True, help="Rerank retrieved candidates by LLM self-consistency votes before planning.")
 @click.option("--no-synthetic", is_flag=True, help="Never add synthetic rows.")
 @click.option("--synthetic-fraction", type=float, default=0.5, show_default=True, help="Largest share of synthetic rows.")
 @click.option("--no-curate", is_flag=True, help="Skip near-duplicate, language and contamination filters.")
@@ -119,7 +123,7 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--json", "as_json", is_flag=True, help="Progress as JSON events on stdout.")
 @llm_options
 def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, top_k,
-          exclude, benchmark, plans_file, no_synthetic, synthetic_fraction, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
+          exclude, benchmark, plans_file, planner, rerank, no_synthetic, synthetic_fraction, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
           quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
     """Build a dataset for the task DESCRIPTION, e.g. "classify the sentiment of tweets"."""
     from .pipeline import BuildOptions
@@ -134,7 +138,8 @@ def build(description, catalog, size, out, examples, eval_file, validation_fract
         per_source_cap=per_source_cap, max_candidates=max_candidates, top_k=top_k,
         examples=load_examples(examples) if examples else [], eval_texts=_eval_texts(eval_file) if eval_file else [],
         exclude=list(exclude), benchmark=benchmark, plans_file=plans_file, dry_run=dry_run, resume=resume, overwrite=overwrite,
-        synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, curate=not no_curate,
+        synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, curate=not no_curate, planner=planner,
+        rerank=rerank,
     )
     options.validate()
     settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
@@ -175,7 +180,12 @@ def _run_build(description, options, settings, reporter, push_to_hub, quiet, emb
     _quiet_libraries()
     catalog = open_catalog(settings.catalog)
     llm = open_llm(settings)
-    retriever = make_retriever(catalog, benchmark=options.benchmark, reporter=reporter)
+    vote = None
+    if options.rerank:
+        from .retrieve import llm_voter
+
+        vote = llm_voter(llm)
+    retriever = make_retriever(catalog, benchmark=options.benchmark, reporter=reporter, vote=vote)
     topup = None
     if options.synthetic:
         from .topup import topup as topup_fn
@@ -230,23 +240,41 @@ def _print_dry_run(result, llm):
 @click.option("--exclude", multiple=True, metavar="NAME", help="Never show this dataset (repeatable).")
 @click.option("--benchmark", metavar="NAME", help="The task comes from this benchmark: hide its copies.")
 @click.option("--with-rows", is_flag=True, help="Only datasets whose rows the catalog has.")
+@click.option("--rerank", is_flag=True, help="Rerank the top candidates by LLM self-consistency votes (DataTune's rerank).")
+@click.option("--votes", type=click.IntRange(1, 15), default=5, show_default=True, help="LLM votes for --rerank.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
-def search(description, catalog, top_k, licenses, languages, task_categories, exclude, benchmark, with_rows, as_json):
+@llm_options
+def search(description, catalog, top_k, licenses, languages, task_categories, exclude, benchmark, with_rows, rerank, votes, as_json,
+           model, base_url, concurrency, max_llm_calls, no_cache):
     """Rank the catalog's datasets for a task DESCRIPTION."""
     from retrieval_index.filters import Filters
 
     from .catalog import open_catalog
-    from .retrieve import open_index
+    from .retrieve import RERANK_TOP, open_index
 
     _quiet_libraries()
-    settings = make_settings(catalog)
+    settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
     index = open_index(open_catalog(settings.catalog), progress=not as_json)
     filters = Filters.make(licenses=licenses, languages=languages, task_categories=task_categories, exclude=exclude,
                            benchmark=benchmark, has_rows=True if with_rows else None)
     hits = index.search(description, k=top_k, filters=filters if filters else None)
+    tally = None
+    if rerank and hits:
+        from retrieval_index.rerank import rerank as rerank_hits
+
+        from .llm import open_llm
+        from .retrieve import llm_voter
+
+        llm = open_llm(settings)
+        result = rerank_hits(description, hits, llm_voter(llm), votes=votes, top=RERANK_TOP)
+        hits, tally = result.hits, result.votes
+        if not as_json:
+            _echo_err(llm.usage.summary_line())
     if as_json:
-        click.echo(json.dumps([h.to_dict() for h in hits], indent=2))
+        click.echo(json.dumps([{**h.to_dict(), **({"votes": tally[f"{h.dataset_id}::{h.config}"]} if tally else {})} for h in hits], indent=2))
         return
+    if tally is not None:
+        click.echo(f"votes: {', '.join(f'{k} {v}' for k, v in tally.most_common())}")
     click.echo(f"{'#':>2}  {'dataset':42} {'config':22} {'score':>7}  rows  why")
     for i, h in enumerate(hits, 1):
         click.echo(f"{i:>2}  {h.dataset_id[:42]:42} {h.config[:22]:22} {h.score:7.4f}  {'yes' if h.entry.has_rows else 'no ':4}  {'; '.join(h.why)[:80]}")

@@ -81,6 +81,10 @@ def metrics_summary(report: dict) -> dict:
         out["self-BLEU (1-5, mean)"] = report["self_bleu"].get("mean")
     if report.get("remote_clique"):
         out["remote-clique (MiniLM)"] = report["remote_clique"].get("value")
+    if cov := report.get("example_coverage"):
+        out[f"examples covered (>= {cov['min_neighbours']} rows within cosine {cov['threshold']})"] = f"{cov['covered']} of {cov['examples']}"
+    if cov := report.get("example_coverage_before"):
+        out["examples covered before top-up"] = f"{cov['covered']} of {cov['examples']}"
     return out
 
 

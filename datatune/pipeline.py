@@ -23,7 +23,7 @@ from .expand import expand_task
 from .llm import LLM
 from .output import write_output
 from .plan import Plan, PlanFile
-from .planner import Candidate, plan_candidate, reject
+from .planner import PLANNER_MODES, Candidate, plan_candidate, reject
 from .progress import Reporter
 from .records import Row
 from .rundir import RunDir, fingerprint
@@ -52,6 +52,8 @@ class BuildOptions:
     synthetic: bool = True
     synthetic_fraction: float = 0.5
     curate: bool = True
+    rerank: bool = False  # LLM self-consistency rerank of the retrieved candidates
+    planner: str = "hybrid"  # who decides what: "hybrid" (model picks columns) or "full" (model writes the derivation too)
 
     def fingerprint_fields(self, description: str, catalog: str) -> dict:
         keep = {k: v for k, v in asdict(self).items() if k not in ("out", "dry_run", "resume", "overwrite")}
@@ -62,6 +64,8 @@ class BuildOptions:
             raise ConfigError(f"--size must be at least 1 (got {self.size})")
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"--validation-fraction must be in [0, 1) (got {self.validation_fraction})")
+        if self.planner not in PLANNER_MODES:
+            raise ConfigError(f"--planner must be one of {', '.join(PLANNER_MODES)} (got {self.planner!r})")
         if not 0 < self.per_source_cap <= 1:
             raise ConfigError(f"--per-source-cap must be in (0, 1] (got {self.per_source_cap})")
 
@@ -174,9 +178,10 @@ def build(
         labels = spec.labels if spec.output_kind == "label" else None
         rows = allocate(pooled, [p.key for p in kept], options, labels)
     # 6. top up ------------------------------------------------------------------------------
+    topup_stats: dict = {}
     if topup_fn is not None and options.synthetic:
         with timed("topup"):
-            rows = topup_fn(rows, spec, options=options, llm=llm, reporter=rep, drops=drops)
+            rows = topup_fn(rows, spec, options=options, llm=llm, reporter=rep, drops=drops, embedder=embedder, stats=topup_stats)
     rows = fill_rest(rows, pooled, options.size)
 
     # 7. output ------------------------------------------------------------------------------
@@ -202,6 +207,11 @@ def build(
 
         all_rows = [r for rs in splits.values() for r in rs]
         metrics = quality_report(all_rows, spec, embedder=embedder, drops=dict(drops), plots_dir=options.out / "plots", embed_sample=500)
+    if embedder is not None and spec.examples and "example_coverage" not in topup_stats:
+        from .coverage import example_coverage
+
+        topup_stats["example_coverage"] = example_coverage(all_rows, spec.examples, embedder).to_dict()
+    metrics.update(topup_stats)
     manifest["quality"] = {k: v for k, v in metrics.items() if k not in ("by_source_config",)}
     with timed("output"):
         write_output(options.out, spec, splits, plans, drops=dict(drops), manifest=manifest, metrics=metrics)
@@ -268,7 +278,7 @@ def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
         ds = catalog.load(c.entry.id, c.config.name, splits[0])
     except DatasetLoadError as e:
         return reject(c, str(e))
-    plan = plan_candidate(spec, c, ds, llm=llm, seed=options.seed)
+    plan = plan_candidate(spec, c, ds, llm=llm, seed=options.seed, mode=options.planner)
     if plan.keep:
         plan.splits = [s for s in ("train", "validation", "test") if s in c.config.splits] + [s for s in c.config.splits if s not in ("train", "validation", "test")] or splits
         kept_share = plan.checks.get("rows_kept", 0) / max(1, plan.checks.get("rows_checked", 1))

@@ -21,10 +21,13 @@ from .catalog.base import ConfigInfo, DatasetEntry
 from .compile import class_names, compile_plan, parse_path, render, root
 from .labels import match_labels
 from .llm import LLM, InvalidOutput
+from .model_derive import derive_with_model
 from .plan import Choices, OutputRule, Plan
 from .task import TaskSpec
 
 SAMPLE_ROWS = 200
+PLANNER_MODES = ("hybrid", "full")
+PlannerMode = Literal["hybrid", "full"]
 
 
 @dataclass
@@ -59,7 +62,7 @@ def column_choice_model(columns: list[str]) -> type[BaseModel]:
     )
 
 
-def _cut(value: str, n: int = 160) -> str:
+def clip(value: str, n: int = 160) -> str:
     """Long values cut to their start and end, so answer markers at the end stay visible."""
     value = value.replace("\n", " ⏎ ")
     return value if len(value) <= n else value[: n * 2 // 3] + " … " + value[-n // 3:]
@@ -79,13 +82,17 @@ def spec_line(spec: TaskSpec) -> str:
     return f"Task: {spec.description}\nOutput: {out}"
 
 
+def sample_text(sample: list[dict]) -> str:
+    return "\n".join("{" + ", ".join(f"{k}: {clip(render(v))}" for k, v in r.items()) + "}" for r in sample[:3])
+
+
+def dataset_line(spec: TaskSpec, c: Candidate) -> str:
+    return f"{spec_line(spec)}\n\nDataset {c.entry.id} (config {c.config.name}): {clip(c.entry.summary, 300)}"
+
+
 def column_prompt(spec: TaskSpec, c: Candidate, sample: list[dict], errors: str = "") -> list[dict]:
-    rows = "\n".join(
-        "{" + ", ".join(f"{k}: {_cut(render(v))}" for k, v in r.items()) + "}" for r in sample[:3]
-    )
     user = (
-        f"{spec_line(spec)}\n\nDataset {c.entry.id} (config {c.config.name}): {_cut(c.entry.summary, 300)}\n"
-        f"Columns:\n{describe_columns(c.config)}\nSample rows:\n{rows}\n\n"
+        f"{dataset_line(spec, c)}\nColumns:\n{describe_columns(c.config)}\nSample rows:\n{sample_text(sample)}\n\n"
         "Pick the columns a model should read as the task input, and the one column that holds the answer."
     )
     if errors:
@@ -235,8 +242,15 @@ def drop_leaks(inputs: list[str], plan: Plan, features, sample: list[dict]) -> t
     return [c for c in inputs if c not in leaked], leaked
 
 
-def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: LLM, max_reasks: int = 1, seed: int = 0) -> Plan:
-    """A validated plan for one (dataset, config), or a reject with its reason."""
+def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: LLM, max_reasks: int = 1, seed: int = 0,
+                   mode: PlannerMode = "hybrid") -> Plan:
+    """A validated plan for one (dataset, config), or a reject with its reason.
+
+    `mode` is who decides what: "hybrid" (the model picks columns, code derives the rest) or "full"
+    (the model also writes the derivation and may reject; see model_derive). Code validates both.
+    """
+    if mode not in PLANNER_MODES:
+        raise ValueError(f"unknown planner mode {mode!r} (choose one of {', '.join(PLANNER_MODES)})")
     features = ds.features
     columns = list(features)
     sample = sample_rows(ds, seed=seed)
@@ -260,7 +274,19 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
         if not inputs:
             errors = "the input columns must differ from the answer column"
             continue
-        rule, choices, inputs, why = derive_output(spec, choice.output_column, features, sample, inputs)
+        template = ""
+        if mode == "full":
+            try:
+                rule, choices, inputs, template, why = derive_with_model(
+                    spec, llm, entry_line=dataset_line(spec, c), columns_text=describe_columns(c.config),
+                    rows_text=sample_text(sample), output_column=choice.output_column, inputs=inputs,
+                    features=features, sample=sample, errors=errors)
+            except InvalidOutput as e:
+                return reject(c, f"the planner gave no valid derivation ({e})")
+            if why.startswith("the planner rejected it"):
+                return reject(c, why, input_columns=inputs, output_column=choice.output_column)
+        else:
+            rule, choices, inputs, why = derive_output(spec, choice.output_column, features, sample, inputs)
         if rule is None:
             errors = why
             last = reject(c, why, input_columns=inputs, output_column=choice.output_column)
@@ -268,7 +294,8 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
         plan = Plan(
             dataset=c.entry.id, config=c.config.name, splits=list(c.config.splits) or ["train"], keep=True,
             roles={col: ("output" if col == choice.output_column else "input" if col in inputs or (choices and col in choices.options) else "irrelevant") for col in columns},
-            input_columns=inputs, choices=choices, output=rule, license=c.entry.license, rank=c.rank,
+            input_columns=inputs, input_template=template, choices=choices, output=rule, license=c.entry.license, rank=c.rank,
+            checks={"planner_mode": mode},
         )
         if len(inputs) > 1:
             inputs, leaked = drop_leaks(inputs, plan, features, sample)

@@ -7,10 +7,45 @@ subjects) travel with it as siblings, so one plan covers them all.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Sequence
+
+from pydantic import BaseModel, create_model
 
 from .catalog.base import Catalog
-from .planner import Candidate
+from .llm import LLM
+from .planner import Candidate, clip
 from .progress import Reporter
+
+RERANK_VOTES = 5
+RERANK_TOP = 8
+
+
+def llm_voter(llm: LLM, *, temperature: float = 0.0):
+    """A rerank vote: the LLM names the one candidate that best fits the task, or "none".
+
+    The answer is an enum of the candidates' ids (plus "none"), so an invented name can't be
+    given; the candidates arrive shuffled per vote (by `rerank`), which is what varies the votes.
+    """
+
+    def vote(query: str, hits: Sequence) -> str | None:
+        names = [f"{h.dataset_id}::{h.config}" for h in hits]
+        Answer: type[BaseModel] = create_model("Pick", dataset=(Literal[tuple(names) + ("none",)], ...))  # type: ignore[valid-type]
+        lines = []
+        for name, h in zip(names, hits):
+            try:
+                features = h.entry.config(h.config).features[:8]
+            except KeyError:
+                features = ()
+            cols = ", ".join(f.name + (f" ({'/'.join(f.labels[:6])})" if f.labels else "") for f in features)
+            lines.append(f"- {name}: {clip(h.entry.summary or h.entry.pretty_name or '', 160)} Columns: {cols}")
+        messages = [
+            {"role": "system", "content": "You choose training data for a task. Answer in JSON."},
+            {"role": "user", "content": f"Task: {query}\n\nCandidate datasets:\n" + "\n".join(lines)
+             + "\n\nWhich one dataset's rows best fit the task? Answer none if none fits."},
+        ]
+        return llm.structured(messages, Answer, stage="rerank", temperature=temperature).dataset
+
+    return vote
 
 
 def open_index(catalog: Catalog, *, root: Path | None = None, progress: bool = False, force: bool = False):
@@ -21,8 +56,12 @@ def open_index(catalog: Catalog, *, root: Path | None = None, progress: bool = F
 
 
 def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: Reporter | None = None,
-                   index_root: Path | None = None):
-    """A `retriever(query, k, exclude) -> list[Candidate]` over the catalog's (saved) index."""
+                   index_root: Path | None = None, vote=None, votes: int = RERANK_VOTES):
+    """A `retriever(query, k, exclude) -> list[Candidate]` over the catalog's (saved) index.
+
+    With `vote` (see `llm_voter`), the top candidates are reranked by that many self-consistency
+    votes (DataTune's rerank); candidates nobody voted for keep their fused order after them.
+    """
     state: dict = {}
 
     def index():
@@ -43,6 +82,12 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
             seen = {(h.dataset_id, h.config) for h in hits}
             more = index().search(query, k=k, filters=Filters.make(**base, has_rows=True), labels=labels or (), languages=languages)
             hits += [h for h in more if (h.dataset_id, h.config) not in seen]
+        if vote is not None and hits:
+            from retrieval_index.rerank import rerank
+
+            if reporter:
+                reporter.event("rerank", message=f"reranking the top {min(RERANK_TOP, len(hits))} candidates with {votes} LLM votes")
+            hits = rerank(query, hits, vote, votes=votes, top=RERANK_TOP).hits
         out = []
         for h in hits:
             try:

@@ -65,13 +65,20 @@ def _prompt(spec: TaskSpec, label: str | None, attribute: str, shots: list[Row])
 
 
 def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, attributes: list[str], pool: list[Row],
-             reporter=None) -> list[Row]:
-    """One synthetic row per entry of `wants` (a label, or None for a free row)."""
+             reporter=None, shots_for: list[list[Row]] | None = None) -> list[Row]:
+    """One synthetic row per entry of `wants` (a label, or None for a free row).
+
+    `shots_for` gives the demonstrations per request (an uncovered example); otherwise two rows of
+    the same label are drawn from `pool`, or the user's examples when the pool is empty.
+    """
     rng = random.Random(seed)
     requests, temps = [], []
     for i, label in enumerate(wants):
-        same = [r for r in pool if label is None or r.output == label] or pool
-        shots = rng.sample(same, min(2, len(same))) if same else []
+        if shots_for is not None:
+            shots = shots_for[i]
+        else:
+            same = [r for r in pool if label is None or r.output == label] or pool
+            shots = rng.sample(same, min(2, len(same))) if same else []
         shots = shots or [Row(e.input, e.output) for e in spec.examples[:2]]
         requests.append(_prompt(spec, label, attributes[i % len(attributes)], shots))
         temps.append(round(0.7 + 0.5 * i / max(1, len(wants) - 1), 2))  # temperature ramp 0.7 -> 1.2
@@ -97,8 +104,64 @@ def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, at
 
 
 def topup(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter=None, drops: Counter | None = None,
-          max_rounds: int = 3) -> list[Row]:
-    """Rows plus synthetic rows for the gaps; unchanged when nothing is short."""
+          max_rounds: int = 3, embedder=None, stats: dict | None = None) -> list[Row]:
+    """Rows plus synthetic rows for the gaps; unchanged when nothing is short.
+
+    Two kinds of gap: labels under their balanced share (or rows short of --size), then, with an
+    `embedder` and user examples, examples with too few rows in their embedding neighbourhood
+    (see coverage.py). `stats` receives the coverage before and after.
+    """
+    rows = _fill_gaps(rows, spec, options=options, llm=llm, reporter=reporter, drops=drops, max_rounds=max_rounds)
+    if embedder is not None and spec.examples:
+        rows = _cover_examples(rows, spec, options=options, llm=llm, reporter=reporter, drops=drops, embedder=embedder, stats=stats)
+    return rows
+
+
+def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter, drops, embedder, stats) -> list[Row]:
+    """Synthetic rows written after each uncovered example, swapped in for sourced rows of the same output."""
+    from .coverage import example_coverage
+
+    before = example_coverage(rows, spec.examples, embedder)
+    if stats is not None:
+        stats["example_coverage_before"] = before.to_dict()
+    budget = int(options.size * options.synthetic_fraction) - sum(r.method == "synthetic" for r in rows)
+    wants, shots = [], []
+    for i in before.uncovered:
+        e = spec.examples[i]
+        label = e.output if spec.output_kind == "label" and e.output in spec.labels else None
+        for _ in range(before.min_neighbours - before.neighbours[i]):
+            wants.append(label)
+            shots.append([Row(e.input, e.output)])
+    wants, shots = wants[:max(0, budget)], shots[:max(0, budget)]
+    if not wants:
+        if stats is not None:
+            stats["example_coverage"] = before.to_dict()
+        return rows
+    if reporter:
+        reporter.event("topup", message=f"top-up: {len(wants)} synthetic rows near {len(before.uncovered)} uncovered examples")
+    fresh = generate(spec, wants, llm, seed=options.seed + 100, attributes=["like the example"], pool=rows, shots_for=shots)
+    result = curate(rows + fresh, spec, eval_texts=options.eval_texts, config=CurateConfig(embedding_duplicates=False))
+    survivors = {id(r) for r in result.rows}
+    new = [r for r in fresh if id(r) in survivors]
+    if drops is not None:
+        drops["synthetic_rejected"] += len(fresh) - len(new)
+    # keep --size: each new row replaces a sourced row with the same output, taken from the end
+    out = list(rows)
+    for r in new:
+        if len(out) < options.size:
+            out.append(r)
+            continue
+        for j in range(len(out) - 1, -1, -1):
+            if out[j].method != "synthetic" and (spec.output_kind != "label" or out[j].output == r.output):
+                out[j] = r
+                break
+    after = example_coverage(out, spec.examples, embedder)
+    if stats is not None:
+        stats["example_coverage"] = after.to_dict()
+    return out
+
+
+def _fill_gaps(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter, drops, max_rounds: int) -> list[Row]:
     size = options.size
     budget = int(size * options.synthetic_fraction)
     if spec.output_kind == "label" and spec.labels:
