@@ -1,8 +1,8 @@
 """The `full` planner mode: the model also writes how the output is derived, and may reject.
 
 In `hybrid` mode (the default, measured best on the embedded 1.5B model) code derives the output
-from the chosen answer column. A strong remote model can take on more: here it decides keep or
-reject, the label map (one required key per source class, values an enum of the task's labels),
+from the chosen answer column. A strong remote model can take on more: here it decides whether the
+rows fit (after writing the mapping, so the verdict comes last), the label map (one required key per source class, values an enum of the task's labels),
 how a number is extracted (whole value, after a marker, inside \\boxed{}, last number), which
 columns hold the options of a multiple-choice row, an input template, and, for free-text tasks, an
 instruction the LLM applies per row when no column holds the answer. Whatever the model writes is
@@ -39,8 +39,6 @@ def derivation_model(spec: TaskSpec, columns: list[str], labels: list[str]) -> t
     """A schema with only the decisions this task's output kind needs; every reference is an enum."""
     Col = Literal[tuple(columns)]  # type: ignore[valid-type]
     fields: dict = {
-        "keep": (bool, Field(description="false when this dataset cannot give rows for the task")),
-        "reason": (str, Field(max_length=200)),
         "input_template": (str, Field(default="", max_length=300,
                                       description="optional: how the input reads, with {column} placeholders; empty for the default")),
     }
@@ -55,6 +53,9 @@ def derivation_model(spec: TaskSpec, columns: list[str], labels: list[str]) -> t
     elif spec.output_kind in ("text", "code"):
         fields["write_output"] = (bool, Field(description="true when no column holds the answer and the LLM must write it per row"))
         fields["instruction"] = (str, Field(default="", max_length=300))
+    # the verdict comes last, after the model has worked through the mapping
+    fields["fits"] = (bool, Field(description="true when each row gives one task example: the input columns as input, the answer column as its answer"))
+    fields["reason"] = (str, Field(max_length=200))
     return create_model("Derivation", **fields)
 
 
@@ -69,18 +70,18 @@ def derivation_prompt(spec: TaskSpec, entry_line: str, columns_text: str, rows_t
     }.get(spec.output_kind, "")
     user = (
         f"{entry_line}\nColumns:\n{columns_text}\nSample rows:\n{rows_text}\n\n"
-        f"The input is read from {inputs}, the answer from `{output_column}`. {what}\n"
-        "Set keep to false if this dataset does not fit the task."
+        f"Each row becomes one task example: the input from {inputs}, the answer from `{output_column}`. {what}\n"
+        "Then say whether the rows fit the task this way (fits), and why in a few words."
     )
     if errors:
         user += f"\nA previous plan failed on real rows: {errors}."
-    return [{"role": "system", "content": "You write dataset transformation plans. Answer in JSON."}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": "You turn the rows of an existing dataset into training examples for a task. Answer in JSON."}, {"role": "user", "content": user}]
 
 
 def rule_from(spec: TaskSpec, d: BaseModel, output_column: str, inputs: list[str], columns: list[str],
               labels: list[str]) -> tuple[OutputRule | None, Choices | None, list[str], str, str]:
     """(output rule, choices, inputs, input template, reason to reject) from the model's answer."""
-    if not d.keep:
+    if not d.fits:
         return None, None, inputs, "", f"the planner rejected it: {d.reason or 'no reason given'}"
     template = d.input_template.strip()
     if template and (not (refs := _PLACEHOLDER.findall(template)) or any(root(r) not in columns for r in refs)):

@@ -25,7 +25,7 @@ def answering(choice: dict, derivation: dict | list[dict]):
         props = (schema_of(body) or {}).get("properties", {})
         if "output_column" in props:
             return json.dumps(choice)
-        assert "keep" in props, props
+        assert "fits" in props, props
         return json.dumps(next(derivations))
 
     return handler
@@ -42,7 +42,7 @@ def plan_full(catalog, fake_llm, spec, dataset, config, choice, derivation):
 
 
 def base(**kw):
-    return {"keep": True, "reason": "fits", "input_template": "", **kw}
+    return {"input_template": "", **kw, "fits": True, "reason": "fits"}
 
 
 def test_label_map_is_required_per_source_class():
@@ -65,7 +65,7 @@ def test_model_written_label_map_agrees_with_gold(catalog, fake_llm):
 def test_model_reject_is_final(catalog, fake_llm):
     plan, _, ep = plan_full(catalog, fake_llm, SENTIMENT, "cornell-movie-review-data/rotten_tomatoes", "default",
                             {"input_columns": ["text"], "output_column": "label"},
-                            {**base(label_map={"neg": "negative", "pos": "positive"}), "keep": False, "reason": "film reviews only"})
+                            {**base(label_map={"neg": "negative", "pos": "positive"}), "fits": False, "reason": "film reviews only"})
     assert not plan.keep and "film reviews only" in plan.reason and len(ep.requests) == 2
 
 
