@@ -139,7 +139,7 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
         return rows
     if reporter:
         reporter.event("topup", message=f"top-up: {len(wants)} synthetic rows near {len(before.uncovered)} uncovered examples")
-    fresh = generate(spec, wants, llm, seed=options.seed + 100, attributes=["like the example"], pool=rows, shots_for=shots)
+    fresh = generate(spec, wants, llm, seed=options.seed + 100, attributes=["the same kind of input and topic as the example, in new words"], pool=rows, shots_for=shots)
     result = curate(rows + fresh, spec, eval_texts=options.eval_texts, config=CurateConfig(embedding_duplicates=False))
     survivors = {id(r) for r in result.rows}
     new = [r for r in fresh if id(r) in survivors]
