@@ -111,6 +111,10 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
               help="Who writes the plan: hybrid (the model picks columns, code derives and checks the rest; best for the "
                    "embedded model) or full (the model also writes label maps, extraction, templates; for strong remote models).")
 @click.option("--rerank", is_flag=True, help="Rerank retrieved candidates by LLM self-consistency votes before planning.")
+@click.option("--verify", type=click.Choice(["off", "flag", "relabel", "drop"]), default="off", show_default=True,
+              help="Check labels: the LLM answers each row blind (numbers: writes a program, run isolated); "
+                   "disagreements are flagged in the `check` column, relabelled, or dropped.")
+@click.option("--verify-budget", type=click.IntRange(0), metavar="N", help="LLM calls --verify may spend (default: 2 per row).")
 @click.option("--no-synthetic", is_flag=True, help="Never add synthetic rows.")
 @click.option("--synthetic-fraction", type=float, default=0.5, show_default=True, help="Largest share of synthetic rows.")
 @click.option("--no-curate", is_flag=True, help="Skip near-duplicate, language and contamination filters.")
@@ -123,7 +127,7 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--json", "as_json", is_flag=True, help="Progress as JSON events on stdout.")
 @llm_options
 def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, top_k,
-          exclude, benchmark, plans_file, planner, rerank, no_synthetic, synthetic_fraction, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
+          exclude, benchmark, plans_file, planner, rerank, verify, verify_budget, no_synthetic, synthetic_fraction, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
           quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
     """Build a dataset for the task DESCRIPTION, e.g. "classify the sentiment of tweets"."""
     from .pipeline import BuildOptions
@@ -139,7 +143,7 @@ def build(description, catalog, size, out, examples, eval_file, validation_fract
         examples=load_examples(examples) if examples else [], eval_texts=_eval_texts(eval_file) if eval_file else [],
         exclude=list(exclude), benchmark=benchmark, plans_file=plans_file, dry_run=dry_run, resume=resume, overwrite=overwrite,
         synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, curate=not no_curate, planner=planner,
-        rerank=rerank,
+        rerank=rerank, verify=verify, verify_budget=verify_budget,
     )
     options.validate()
     settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)

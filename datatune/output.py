@@ -83,6 +83,8 @@ def metrics_summary(report: dict) -> dict:
         out["remote-clique (MiniLM)"] = report["remote_clique"].get("value")
     if cov := report.get("example_coverage"):
         out[f"examples covered (>= {cov['min_neighbours']} rows within cosine {cov['threshold']})"] = f"{cov['covered']} of {cov['examples']}"
+    if v := report.get("verification"):
+        out[f"label verification ({v['policy']})"] = ", ".join(f"{k} {v[k]}" for k in ("checked", "agree", "disagree", "relabelled", "dropped", "error") if v.get(k))
     if cov := report.get("example_coverage_before"):
         out["examples covered before top-up"] = f"{cov['covered']} of {cov['examples']}"
     return out
@@ -98,7 +100,8 @@ def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[P
         f"**Task:** {spec.description}\n",
         f"Output kind: `{spec.output_kind}`" + (f"; labels: {', '.join(f'`{x}`' for x in spec.labels)}" if spec.labels else "") + f"; language: `{spec.language}`.\n",
         "Every row carries its provenance: `source_dataset`, `source_config`, `source_split`, `source_row` "
-        "(index in that split) and `method` (`mapped`: compiled plan, no LLM; `llm`: a field written by the LLM; `synthetic`).\n",
+        "(index in that split) and `method` (`mapped`: compiled plan, no LLM; `llm`: a field written by the LLM; `synthetic`); "
+        "`check` holds the label-verification outcome when the build ran with `--verify` (empty: not checked).\n",
         "## Sources\n",
         _table(["dataset", "config", "licence", "rows"], [
             [f"[{d}](https://huggingface.co/datasets/{d})" if d != "(synthetic)" else d, c, lic.get(d, "-"), n] for (d, c), n in by_source.most_common()

@@ -53,6 +53,8 @@ class BuildOptions:
     synthetic_fraction: float = 0.5
     curate: bool = True
     rerank: bool = False  # LLM self-consistency rerank of the retrieved candidates
+    verify: str = "off"  # label verification policy: off, flag, relabel or drop (verify.py)
+    verify_budget: int | None = None  # LLM calls the verification may spend; None = one per row plus confirmations
     planner: str = "hybrid"  # who decides what: "hybrid" (model picks columns) or "full" (model writes the derivation too)
 
     def fingerprint_fields(self, description: str, catalog: str) -> dict:
@@ -64,6 +66,8 @@ class BuildOptions:
             raise ConfigError(f"--size must be at least 1 (got {self.size})")
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"--validation-fraction must be in [0, 1) (got {self.validation_fraction})")
+        if self.verify not in ("off", "flag", "relabel", "drop"):
+            raise ConfigError(f"--verify must be off, flag, relabel or drop (got {self.verify!r})")
         if self.planner not in PLANNER_MODES:
             raise ConfigError(f"--planner must be one of {', '.join(PLANNER_MODES)} (got {self.planner!r})")
         if not 0 < self.per_source_cap <= 1:
@@ -177,8 +181,20 @@ def build(
             drops.update(cur_drops)
         labels = spec.labels if spec.output_kind == "label" else None
         rows = allocate(pooled, [p.key for p in kept], options, labels)
+    # 5b. verify labels (on the chosen rows only: the budget goes where it counts) ------------
+    verification: dict = {}
+    if options.verify != "off":
+        with timed("verify"):
+            from .verify import verify_rows
+
+            budget = options.verify_budget if options.verify_budget is not None else 2 * len(rows)
+            vr = verify_rows(rows, spec, llm, policy=options.verify, max_calls=budget, votes=3, seed=options.seed, reporter=rep)
+            rows = vr.rows
+            drops.update(vr.dropped)
+            verification = {"policy": options.verify, **dict(vr.counts), "calls": vr.calls}
+            rep.event("verify", message="verify: " + ", ".join(f"{k} {v}" for k, v in vr.counts.items() if v), verification=verification)
     # 6. top up ------------------------------------------------------------------------------
-    topup_stats: dict = {}
+    topup_stats: dict = {"verification": verification} if verification else {}
     if topup_fn is not None and options.synthetic:
         with timed("topup"):
             rows = topup_fn(rows, spec, options=options, llm=llm, reporter=rep, drops=drops, embedder=embedder, stats=topup_stats)

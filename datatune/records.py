@@ -18,12 +18,13 @@ class Row:
     source_split: str = ""
     source_row: int = -1  # index of the row in that split; -1 for synthetic rows
     method: str = "mapped"
+    check: str = ""  # label verification outcome: "" (not checked), "agree", "disagree:flagged", "code:error"... (verify.py)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in FIELDS}
 
 
-FIELDS = ("input", "output", "source_dataset", "source_config", "source_split", "source_row", "method")
+FIELDS = ("input", "output", "source_dataset", "source_config", "source_split", "source_row", "method", "check")
 
 
 SCHEMA = pa.schema(
@@ -35,6 +36,7 @@ SCHEMA = pa.schema(
         ("source_split", pa.string()),
         ("source_row", pa.int64()),
         ("method", pa.string()),
+        ("check", pa.string()),
     ]
 )
 
@@ -44,4 +46,6 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
 
 
 def table_to_rows(table: pa.Table) -> list[Row]:
-    return [Row(**d) for d in table.select(SCHEMA.names).to_pylist()]
+    """Rows of a table; columns added to the contract later (`check`) default when an older shard lacks them."""
+    names = [n for n in SCHEMA.names if n in table.column_names]
+    return [Row(**d) for d in table.select(names).to_pylist()]

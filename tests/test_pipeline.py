@@ -70,7 +70,7 @@ def test_build_sentiment_end_to_end(catalog, fake_llm, tmp_path):
     assert len(train) == 500
     assert set(train["output"]) == {"positive", "negative"}
     assert len(set(train["source_dataset"])) >= 2
-    assert set(train.column_names) == {"input", "output", "source_dataset", "source_config", "source_split", "source_row", "method"}
+    assert set(train.column_names) == {"input", "output", "source_dataset", "source_config", "source_split", "source_row", "method", "check"}
     # every mapped row agrees with its source's gold label
     srcs = {}
     for r in train:
