@@ -37,15 +37,23 @@ def _label_hit(label: str, qwords: set[str], qstems: set[str]) -> bool:
     return False
 
 
+def query_terms(query: str, extra_labels=()) -> tuple[set[str], set[str]]:
+    """The description's words (function words left out) and stems, with the task's label words."""
+    qstems = set(tokenize(query)) | {stem(w) for w in label_words(extra_labels)}
+    qwords = {w for w in words(query) if w not in _FUNCTION} | label_words(extra_labels)
+    return qwords, qstems
+
+
 def why(query: str, entry: DatasetEntry, config: ConfigInfo | None, labels: list[str], languages: tuple[str, ...],
-        extra_labels=(), entry_languages: set[str] | None = None) -> tuple[str, ...]:
+        extra_labels=(), entry_languages: set[str] | None = None, *,
+        terms: tuple[set[str], set[str]] | None = None) -> tuple[str, ...]:
     """Short reasons, most specific first: `labels: favor, against`, `task: stance-detection`, ...
 
     `labels` are the config's label names (ClassLabel names and categorical values seen in its rows);
-    `entry_languages`, the entry's language names in lower case, when the caller has them.
+    `entry_languages`, the entry's language names in lower case, when the caller has them; `terms`,
+    `query_terms(query, extra_labels)` when the caller explains several hits of one query.
     """
-    qstems = set(tokenize(query)) | {stem(w) for w in label_words(extra_labels)}
-    qwords = {w for w in words(query) if w not in _FUNCTION} | label_words(extra_labels)
+    qwords, qstems = terms if terms is not None else query_terms(query, extra_labels)
     out = []
     hit = [lb for lb in labels if _label_hit(lb, qwords, qstems)]
     if hit:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -23,9 +23,9 @@ import numpy as np
 from datatune.catalog.base import Catalog, DatasetEntry
 
 from . import store
-from .dense import DIM, Encoder, cosine_scores, scoring_matrix
+from .dense import DIM, SPLIT_ROWS, Encoder, ScoringMatrix
 from .documents import Document, config_labels, documents_for
-from .explain import why
+from .explain import query_terms, why
 from .filters import Filters, document_mask
 from .fusion import Weights, demote_repeats, rrf, top
 from .labels import LabelMatch
@@ -86,7 +86,7 @@ class RetrievalIndex:
         self.lexical = lexical
         self.vectors = vectors
         self.row_keys = row_keys  # hash of the dense text behind each vector
-        self._scoring = scoring_matrix(vectors)
+        self._scoring = ScoringMatrix(vectors)
         self.fingerprint = fingerprint
         self.location = location
         self.samples = samples
@@ -106,8 +106,12 @@ class RetrievalIndex:
             raise ValueError("documents of one dataset and kind must be consecutive")
         self.group_start = np.asarray(starts, dtype=np.int64)
         self.group_end = np.append(self.group_start[1:], len(docs))
-        self._task_per_group = bool(np.all(self.doc_task_row == np.repeat(self.doc_task_row[self.group_start],
-                                                                          self.group_end - self.group_start)))
+        sizes = self.group_end - self.group_start
+        self._task_per_group = bool(np.all(self.doc_task_row == np.repeat(self.doc_task_row[self.group_start], sizes)))
+        # per-group lookups a search would otherwise redo over 100k documents
+        self._group_entry = self.doc_entry[self.group_start]
+        self._group_row = self.doc_row[self.group_start]
+        self._group_task_row = self.doc_task_row[self.group_start]
         row_of = {k: r for r, k in enumerate(row_keys)}
         self.tags = TagMatch(entries, {t: row_of[text_hash(t)] for e in entries for t in tag_texts(e) if text_hash(t) in row_of})
         self.labels = LabelMatch([config_labels(c, samples.get(entries[d[0]].id, {}).get(d[1])) for c, d in zip(configs, docs)])
@@ -259,43 +263,71 @@ class RetrievalIndex:
         langs = tuple(language_name(x) for x in languages) if languages is not None else query_languages(query)
         r = self.rankings(query, filters, labels=labels, query_vector=query_vector, depth=w.depth, margin=w.tag_margin)
         groups, scores = self.rank(r, w, langs, limit=k)
-        return [self._hit(int(g), r, float(s), query, langs, labels) for g, s in zip(groups[:k], scores[:k])]
+        terms = query_terms(query, labels)
+        return [self._hit(int(g), r, float(s), query, langs, labels, terms) for g, s in zip(groups[:k], scores[:k])]
 
     def rankings(self, query: str, filters: Filters | None = None, *, labels: tuple[str, ...] = (),
                  query_vector: np.ndarray | None = None, depth: int = 200, margin: float = 0.05) -> "Rankings":
         """Each ranker's top result groups for a query, before fusion (also what tuning reads)."""
         mask = self.mask(filters)
         starts = self.group_start
-        # the query's forward pass (torch, one thread) runs while this thread does the lexical side
-        pending = self._worker().submit(self.encoder.encode_query, query) if query_vector is None else None
+        # Two threads: the worker encodes the query (torch, one thread) while this one does the
+        # lexical side; then each computes the cosines of half the vectors.
+        n = self._scoring.rows
+        split = n // 2 if n >= SPLIT_ROWS else 0
+        sims = np.empty(n, dtype=np.float32)
+        vector: Future = Future()
+
+        def dense_side():
+            try:
+                qv = self.encoder.encode_query(query) if query_vector is None else query_vector
+            except BaseException as e:
+                vector.set_exception(e)
+                raise
+            vector.set_result(qv)
+            self._scoring.score(qv, sims, 0, split)
+
+        pending = self._worker().submit(dense_side) if query_vector is None or split else None
+        if pending is None:
+            dense_side()
         lex = self.lexical.scores(query)
         lab = self.labels.scores(query, labels)
-        qv = pending.result() if pending is not None else query_vector
-        sims = cosine_scores(self._scoring, qv)
+        if mask is not None:
+            lex[~mask] = 0
+            lab[~mask] = 0
+        lexical = top(self._group_max(lex), depth)
+        label = top(self._group_max(lab), depth)
+        self._scoring.score(vector.result(), sims, split, n)
+        if pending is not None:
+            pending.result()
         if self._task_per_group:  # the usual case: every config of a kind has the same task sentence
-            task = sims[self.doc_task_row[starts]]
+            task = sims[self._group_task_row]
         else:
             task = sims[self.doc_task_row]
             if mask is not None:
                 task[~mask] = -np.inf
             task = np.maximum.reduceat(task, starts)
-        dense = sims[self.doc_row[starts]]  # one description per dataset
-        tag = self.tags.scores(sims, margin)[self.doc_entry[starts]]
+        dense = sims[self._group_row]  # one description per dataset
+        tag = self.tags.scores(sims, margin)[self._group_entry]
         if mask is not None:
-            lex[~mask] = 0
-            lab[~mask] = 0
             allowed = np.logical_or.reduceat(mask, starts)
             dense[~allowed] = -np.inf
             task[~allowed] = -np.inf
             tag[~allowed] = 0
         lists = {
-            "lexical": top(np.maximum.reduceat(lex, starts), depth),
+            "lexical": lexical,
             "dense": top(dense, depth, positive=False),
             "task": top(task, depth, positive=False),
-            "labels": top(np.maximum.reduceat(lab, starts), depth),
+            "labels": label,
             "tags": top(tag, depth),
         }
         return Rankings(lists, {"lexical": lex, "labels": lab}, mask)
+
+    def _group_max(self, scores: np.ndarray) -> np.ndarray:
+        """Per result group, the best score of its documents (label match scores nothing for most queries)."""
+        if not scores.any():
+            return np.zeros(len(self.group_start), dtype=scores.dtype)
+        return np.maximum.reduceat(scores, self.group_start)
 
     def _worker(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -309,7 +341,7 @@ class RetrievalIndex:
                            if getattr(w, name) and r.lists[name][0].size], w.k)
         if w.language and langs:
             fused += w.language * self._language_match(langs)[cand]
-        order, scores = demote_repeats(fused, self.doc_entry[self.group_start[cand]], w.repeat, limit)
+        order, scores = demote_repeats(fused, self._group_entry[cand], w.repeat, limit)
         return cand[order], scores
 
     def _language_match(self, langs: Sequence[str]) -> np.ndarray:
@@ -319,12 +351,12 @@ class RetrievalIndex:
             per_entry = np.fromiter(
                 (len(want & have) / len(want) if have else 0.5 for have in self._entry_langs), dtype=np.float32,
                 count=len(self._entry_langs))
-            self._langs[want] = per_entry[self.doc_entry[self.group_start]]
+            self._langs[want] = per_entry[self._group_entry]
             if len(self._langs) > 16:
                 self._langs.pop(next(iter(self._langs)))
         return self._langs[want]
 
-    def _hit(self, group: int, r: "Rankings", score: float, query: str, langs, labels) -> Hit:
+    def _hit(self, group: int, r: "Rankings", score: float, query: str, langs, labels, terms=None) -> Hit:
         lo, hi = int(self.group_start[group]), int(self.group_end[group])
         allowed = np.arange(lo, hi) if r.mask is None else lo + np.flatnonzero(r.mask[lo:hi])
         best = int(allowed[0])
@@ -337,7 +369,7 @@ class RetrievalIndex:
         config = self.doc_config[best]
         info = e.config(config) if e.configs else None
         names = config_labels(info, self.samples.get(e.id, {}).get(config))
-        return Hit(e.id, config, score, why(query, e, info, names, langs, labels, self._entry_langs[self.doc_entry[best]]),
+        return Hit(e.id, config, score, why(query, e, info, names, langs, labels, self._entry_langs[self.doc_entry[best]], terms=terms),
                    e, tuple(self.doc_config[i] for i in allowed))
 
 

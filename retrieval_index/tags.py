@@ -23,30 +23,26 @@ def tag_texts(entry: DatasetEntry) -> list[str]:
 
 
 class TagMatch:
-    """Per entry, the rows (in the index's vector matrix) of its tags' embeddings."""
+    """Per entry, the rows (in the index's vector matrix) of its tags' embeddings, and per tag the
+    entries that have it."""
 
     def __init__(self, entries: Sequence[DatasetEntry], row_of: dict[str, int]):
-        flat: list[int] = []
-        starts: list[int] = []
-        self.has_tags = np.zeros(len(entries), dtype=bool)
+        owners: dict[int, list[int]] = {}
         for i, e in enumerate(entries):
-            rows = [row_of[t] for t in tag_texts(e) if t in row_of]
-            starts.append(len(flat))
-            if rows:
-                self.has_tags[i] = True
-                flat.extend(rows)
-            else:
-                flat.append(0)  # placeholder, masked by has_tags
-        self._flat = np.asarray(flat, dtype=np.int64)
-        self._starts = np.asarray(starts, dtype=np.int64)
-        self._rows = np.unique(self._flat[np.repeat(self.has_tags, np.diff(np.append(self._starts, len(flat))))])
+            for row in dict.fromkeys(row_of[t] for t in tag_texts(e) if t in row_of):
+                owners.setdefault(row, []).append(i)
+        self.num_entries = len(entries)
+        self._rows = np.asarray(sorted(owners), dtype=np.int64)  # the distinct tags' rows
+        self._owners = [np.asarray(owners[r], dtype=np.int64) for r in self._rows.tolist()]
 
     def scores(self, row_sims: np.ndarray, margin: float = 0.05) -> np.ndarray:
         """Per entry, the similarity of its tag that is closest to the query, counting only the tags
         within `margin` of the best one (the tags the description is about); 0 for the others."""
+        out = np.zeros(self.num_entries, dtype=np.float32)
         if self._rows.size == 0:
-            return np.zeros(len(self.has_tags), dtype=np.float32)
-        s = row_sims[self._flat]
-        s = np.where(s >= row_sims[self._rows].max() - margin, s, 0)
-        best = np.maximum.reduceat(s, self._starts)
-        return np.where(self.has_tags, np.maximum(best, 0), 0).astype(np.float32)
+            return out
+        s = row_sims[self._rows]
+        near = np.flatnonzero((s >= s.max() - margin) & (s > 0))
+        for t in near[np.argsort(s[near], kind="stable")].tolist():  # ascending: an entry keeps its best tag
+            out[self._owners[t]] = s[t]
+        return out

@@ -13,12 +13,14 @@ import pytest
 from datatune.catalog.base import ConfigInfo, DatasetEntry, Feature
 from datatune.errors import DatasetLoadError, LLMError, OfflineError
 from retrieval_index import Filters, RetrievalIndex, Weights, is_copy_of, rerank
+from retrieval_index.dense import Encoder, QueryModel, ScoringMatrix, cosine_scores
 from retrieval_index.evaluate import first_relevant_rank, score_ranks
 from retrieval_index.fusion import demote_repeats, rrf, top
 from retrieval_index.hub import HubListing
 from retrieval_index.labels import LabelMatch
 from retrieval_index.languages import config_languages, query_languages
 from retrieval_index.samples import categorical_columns
+from retrieval_index.tags import TagMatch, tag_texts
 from retrieval_index.text import stem, tokenize
 
 
@@ -389,3 +391,88 @@ def test_metrics():
 def test_weights_are_the_tuned_defaults():
     w = Weights()
     assert w.lexical > 0 and w.task > 0 and w.k > 0 and 0 < w.repeat <= 1
+
+
+# -- the search's fast paths -----------------------------------------------------------------------
+def test_group_max_is_the_best_document_of_each_group(index):
+    rng = np.random.default_rng(0)
+    for density in (0.0, 0.05, 0.5, 1.0):
+        scores = (rng.random(len(index)) * (rng.random(len(index)) < density)).astype(np.float32)
+        assert np.array_equal(index._group_max(scores), np.maximum.reduceat(scores, index.group_start))
+
+
+def test_tag_match_scores_each_entry_by_its_best_tag_near_the_top():
+    entries = [DatasetEntry(f"d{i}", task_categories=cats) for i, cats in enumerate(
+        [("text-classification",), ("text-classification", "question-answering"), (), ("summarization",),
+         ("question-answering", "summarization")])]
+    texts = list(dict.fromkeys(t for e in entries for t in tag_texts(e)))
+    row_of = {t: 10 + 2 * i for i, t in enumerate(texts)}  # rows in a bigger matrix
+    match = TagMatch(entries, row_of)
+    rng = np.random.default_rng(1)
+    for margin in (0.0, 0.05, 0.3, 2.0):
+        for _ in range(20):
+            sims = rng.uniform(-0.5, 1, 20).astype(np.float32)
+            near = {t: sims[r] for t, r in row_of.items() if sims[r] >= max(sims[list(row_of.values())]) - margin}
+            want = [max([near[t] for t in tag_texts(e) if t in near] + [0.0]) for e in entries]
+            assert match.scores(sims, margin).tolist() == pytest.approx(want)
+
+
+def test_query_vectors_are_cached_read_only_and_evicted_oldest_first(monkeypatch):
+    enc = Encoder(query_cache=2)
+    calls = []
+
+    def fake(query):
+        calls.append(query)
+        return np.full(384, len(calls), dtype=np.float32)
+
+    monkeypatch.setattr(enc, "encode_query_uncached", fake)
+    a = enc.encode_query("a")
+    assert enc.encode_query("a") is a and calls == ["a"] and not a.flags.writeable
+    enc.encode_query("b"), enc.encode_query("a"), enc.encode_query("c")  # "b" is now the oldest
+    enc.encode_query("a")
+    enc.encode_query("b")
+    assert calls == ["a", "b", "c", "b"]
+    enc.clear_query_cache()
+    enc.encode_query("a")
+    assert calls[-1] == "a"
+
+
+@pytest.mark.parametrize("kind, tolerance", [("int8", 1e-4), ("bfloat16", 5e-3), ("float32", 1e-6), (None, 1e-4)])
+def test_cosine_scores_match_float32(kind, tolerance):
+    if kind == "int8" and not ScoringMatrix(np.eye(2, 384, dtype=np.float32)).kind == "int8":
+        pytest.skip("no AMX / AVX512-BF16 here: the int8 product is not used")
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(1000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[7] = 0  # a text that embeds to nothing
+    q = vectors[3].copy()
+    q.flags.writeable = False  # cached query vectors are read-only
+    m = ScoringMatrix(vectors, kind)
+    got = cosine_scores(m, q)
+    assert got.dtype == np.float32 and np.abs(got - vectors @ q).max() < tolerance and int(np.argmax(got)) == 3
+    halves = np.full(1000, np.nan, dtype=np.float32)
+    m.score(q, halves, 0, 400)
+    m.score(q, halves, 400, 1000)  # what the two threads of a search do
+    assert np.array_equal(halves, got)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("bfloat16", 1e-4)])
+def test_query_fast_path_gives_sentence_transformers_vectors(dtype, tolerance):
+    """QueryModel (plain torch, one text) against sentence-transformers' encode of the same model:
+    float32 to within rounding, bfloat16 products (the default on CPUs with AMX) to 1 - 1e-4 cosine."""
+    enc = Encoder(query_dtype=dtype)
+    texts = ["Classify the sentiment of English movie reviews as positive or negative.", "",
+             "Réponses aux questions en français: qui, quoi, où ?", "stance " * 300]  # the last is truncated
+    want = enc.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    got = np.stack([enc.encode_query_uncached(t) for t in texts])
+    assert isinstance(enc._query_model, QueryModel)  # the fast path ran, not the fallback
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    assert (1 - (got * want).sum(axis=1)).max() < tolerance
+    tok = enc.model[0].tokenizer
+    for t in texts:
+        assert enc._query_model.ids(t) == tok(t, truncation=True, max_length=enc.max_seq_length)["input_ids"]
+    assert len(enc._query_model.ids(texts[-1])) == enc.max_seq_length
+    if dtype == "float32":
+        enc._query_model = False  # a model QueryModel doesn't know: sentence-transformers' own forward pass
+        assert (1 - (np.stack([enc.encode_query_uncached(t) for t in texts]) * want).sum(axis=1)).max() < 1e-5
