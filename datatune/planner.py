@@ -10,6 +10,7 @@ split. A failed validation re-asks the model with the errors (bounded), then rej
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -147,6 +148,11 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
         if list_cols:
             choices = Choices(options=[list_cols[0]])
             question = [c for c in others]
+        elif numbered := numbered_columns(features, len(labels) if labels else 0):
+            # option columns share a stem and differ by a number (choice1/choice2, sol1/sol2): taken
+            # from the schema in numeric order, whichever order (or subset) the model listed them in
+            choices = Choices(options=numbered, strip_prefixes=False)
+            question = [c for c in others if c not in numbered]
         elif labels and len(labels) >= 2 and len(others) > len(labels):
             choices = Choices(options=others[-len(labels):], strip_prefixes=False)
             question = others[: -len(labels)]
@@ -171,6 +177,20 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
         return OutputRule(kind="column", column=_answer_path(column, features)), None, inputs, ""
 
     return OutputRule(kind="column", column=column), None, inputs, ""
+
+
+def numbered_columns(features: datasets.Features, n: int = 0) -> list[str]:
+    """The largest group of string columns named stem + number (`choice1`, `choice2`), in numeric order.
+
+    With `n`, only a group of exactly `n` columns (one per class of the answer) counts.
+    """
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for name, f in features.items():
+        m = re.fullmatch(r"(.*?[A-Za-z_])(\d+)", name)
+        if m and isinstance(f, datasets.Value) and f.dtype in ("string", "large_string"):
+            groups.setdefault(m.group(1), []).append((int(m.group(2)), name))
+    fits = [sorted(g) for g in groups.values() if len(g) >= 2 and (not n or len(g) == n)]
+    return [name for _, name in max(fits, key=len)] if fits else []
 
 
 def validate(plan: Plan, spec: TaskSpec, features: datasets.Features, sample: list[dict]) -> tuple[list[str], dict]:

@@ -27,6 +27,7 @@ GOLD = {
     "deepmind/aqua_rat": lambda s, f: s["correct"],
     "cais/mmlu": lambda s, f: "ABCD"[s["answer"]],
     "ybisk/piqa": lambda s, f: "AB"[s["label"]],
+    "aps/super_glue": lambda s, f: "AB"[s["label"]],  # copa: choice1 / choice2
     "rajpurkar/squad": lambda s, f: s["answers"]["text"][0],
     "google/xquad": lambda s, f: s["answers"]["text"][0],
     "fancyzhx/ag_news": lambda s, f: f["label"].names[s["label"]],

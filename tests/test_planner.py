@@ -156,3 +156,13 @@ def test_ner_ignores_parallel_tag_columns_and_rejects_non_sequences(catalog, fak
     assert all(len(r.input.split()) == len(r.output.split()) for r in res.rows[:200])
     plan, _, _ = plan_and_run(catalog, fake_llm, NER, "aps/super_glue", "rte", ["premise", "hypothesis"], "label")
     assert not plan.keep
+
+
+def test_multiple_choice_numbered_option_columns_in_any_order(catalog, fake_llm):
+    # the model lists choice2 before choice1 (and between the question columns): options still come out in order
+    plan, res, _ = plan_and_run(catalog, fake_llm, MC, "aps/super_glue", "copa", ["premise", "choice2", "question", "choice1"], "label")
+    assert plan.keep and plan.choices.options == ["choice1", "choice2"] and plan.input_columns == ["premise", "question"]
+    assert_gold(catalog, res, lambda s: "AB"[s["label"]])
+    plan, res, _ = plan_and_run(catalog, fake_llm, MC, "ybisk/piqa", "plain_text", ["goal", "sol2", "sol1"], "label")
+    assert plan.choices.options == ["sol1", "sol2"]
+    assert_gold(catalog, res, lambda s: "AB"[s["label"]])
