@@ -437,7 +437,7 @@ def test_query_vectors_are_cached_read_only_and_evicted_oldest_first(monkeypatch
     assert calls[-1] == "a"
 
 
-@pytest.mark.parametrize("kind, tolerance", [("int8", 1e-4), ("bfloat16", 5e-3), ("float32", 1e-6), (None, 1e-4)])
+@pytest.mark.parametrize("kind, tolerance", [("int8", 4e-3), ("bfloat16", 5e-3), ("float32", 1e-6), (None, 4e-3)])
 def test_cosine_scores_match_float32(kind, tolerance):
     if kind == "int8" and not ScoringMatrix(np.eye(2, 384, dtype=np.float32)).kind == "int8":
         pytest.skip("no AMX / AVX512-BF16 here: the int8 product is not used")
