@@ -177,3 +177,10 @@ def test_tiny_harness_every_arm(catalog, fake_llm, tmp_path, tasks_dir):
     again = run_task(str(CAUSE), out=tmp_path / "runs", env=env, size=6, n_test=10, seed=0,
                      train=TrainConfig(epochs=1, batch_groups=4, max_steps=2), log=lambda m: None)
     assert again["arms"]["datatune"] == dt
+    # --force --reuse-builds retrains and rescores on the finished build: same rows, no new LLM call
+    calls = []
+    env2 = Env(catalog, lambda: calls.append(1) or fake_llm(handler)[0], retriever, HashEmbedder(), None, "fake-model")
+    redo = run_task(str(CAUSE), out=tmp_path / "runs", env=env2, size=6, n_test=10, seed=0, arms=("datatune",), force=True,
+                    reuse_builds=True, train=TrainConfig(epochs=1, batch_groups=4, max_steps=1), log=lambda m: None)
+    assert redo["arms"]["datatune"]["provenance"] == dt["provenance"] and redo["arms"]["datatune"]["student"]["steps"] == 1
+    assert calls == [] and redo["arms"]["datatune"]["llm"] == dt["llm"]

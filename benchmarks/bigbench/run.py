@@ -27,8 +27,8 @@ from .tasks import load_task, score_choices, split_task, write_eval_file, write_
 HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE.parents[1].parent / "shared" / "bigbench" / "datatune"
 ALL_TASKS = ("cause_and_effect", "code_line_description", "elementary_math_qa", "implicatures", "temporal_sequences")
-DEFAULT_SIZE = 100
-DEFAULT_TEST = 150
+DEFAULT_SIZE = 60
+DEFAULT_TEST = 100
 
 
 def slug(name: str) -> str:
@@ -50,7 +50,7 @@ def versions() -> dict:
 def run_task(task_path: str, *, out: Path, env: Env | None = None, env_factory=None, size: int = DEFAULT_SIZE, n_test: int = DEFAULT_TEST,
              seed: int = 0, arms: tuple[str, ...] = ARMS, subtask: str | None = None, student: str | None = None,
              train: TrainConfig = TrainConfig(), synthetic_share: float = 0.5, force: bool = False, results_dir: Path | None = None,
-             log=print) -> dict:
+             reuse_builds: bool = False, log=print) -> dict:
     """Every arm of one task; returns (and writes) the task's result."""
     task = load_task(task_path, subtask=subtask, seed=seed)
     split = split_task(task, n_eval=n_test, seed=seed)
@@ -91,7 +91,8 @@ def run_task(task_path: str, *, out: Path, env: Env | None = None, env_factory=N
             continue
         log(f"[{task.name}] {arm} ...")
         results[arm] = run_arm(arm, task, split, get_env(), out=tdir / slug_arm(arm), size=size, seed=seed, student=student,
-                               train=train, synthetic_share=synthetic_share, plans_file=HERE / "plans" / f"{slug(task.name)}.json")
+                               train=train, synthetic_share=synthetic_share, plans_file=HERE / "plans" / f"{slug(task.name)}.json",
+                               reuse_builds=reuse_builds)
         save_json(f, results[arm])
         log(f"[{task.name}] {arm}: score {results[arm]['score']['normalized_score']} in {results[arm]['wall_s']}s")
     e = state["env"]
@@ -112,8 +113,25 @@ def slug_arm(arm: str) -> str:
     return arm.replace("+", "_plus_")
 
 
+def _previous_build(out: Path) -> dict | None:
+    """A finished build of this arm and what its arm.json recorded about it (for --reuse-builds)."""
+    import json
+
+    from datatune.plan import load_plans
+    from datatune.report import load_built
+
+    bdir, f = out / "build", out / "arm.json"
+    if not (bdir / "manifest.json").is_file() or not f.is_file():
+        return None
+    old = json.loads(f.read_text())
+    rows, spec = load_built(bdir)
+    return {"rows": rows, "spec": spec, "manifest": json.loads((bdir / "manifest.json").read_text()),
+            "plans": load_plans(bdir / "plans.json").plans, "wall_s": old["build_s"], "path": old["path"],
+            "usage": old["llm"], "model": old.get("model")}
+
+
 def run_arm(arm: str, task, split, env: Env, *, out: Path, size: int, seed: int, student: str | None, train: TrainConfig,
-            synthetic_share: float, plans_file: Path | None = None) -> dict:
+            synthetic_share: float, plans_file: Path | None = None, reuse_builds: bool = False) -> dict:
     t_arm = time.perf_counter()
     if arm == "few-shot":
         llm = env.llm_factory()
@@ -122,8 +140,12 @@ def run_arm(arm: str, task, split, env: Env, *, out: Path, size: int, seed: int,
         return {"arm": arm, "rows": 0, "score": score_choices(split.eval_subset, choices), "llm": usage_of(llm),
                 "answer_s": round(time.perf_counter() - t0, 2), "wall_s": round(time.perf_counter() - t_arm, 2), "few_shot": info,
                 "model": llm.endpoint.model}
-    b = run_build(arm, env, task=task, split=split, out=out / "build", size=size, seed=seed, synthetic_share=synthetic_share,
-                  plans_file=plans_file)
+    prev = _previous_build(out) if reuse_builds else None
+    if prev is not None:
+        b = prev  # the set built before; only the student and the measures are recomputed
+    else:
+        b = run_build(arm, env, task=task, split=split, out=out / "build", size=size, seed=seed, synthetic_share=synthetic_share,
+                      plans_file=plans_file)
     rows, spec = b["rows"], b["spec"]
     labels = spec.labels if spec.output_kind == "label" else (task.labels or None)
     groups, gstats = groups_from_rows(rows, labels=labels or task.labels or None, seed=seed)
@@ -143,7 +165,7 @@ def run_arm(arm: str, task, split, env: Env, *, out: Path, size: int, seed: int,
         "plans": {"kept": [f"{p.key} ({p.reason})" for p in kept], "planned": len([p for p in b["plans"] if not p.reason.startswith("card only")]),
                   "rejected": [f"{p.key}: {p.reason}"[:200] for p in b["plans"] if not p.keep and not p.reason.startswith("card only")]},
         "provenance": provenance(rows), "drops": (b["manifest"].get("quality") or {}).get("drops", {}),
-        "llm": usage_of(b["llm"]), "model": b["llm"].endpoint.model,
+        "llm": b["usage"] if "usage" in b else usage_of(b["llm"]), "model": b["model"] if "model" in b else b["llm"].endpoint.model,
         "student": {"kind": st.kind, "training_groups": gstats, **trained}, "score": score_choices(split.eval_subset, choices),
         "intrinsic": quality, "label_accuracy": labels_check,
         "build_s": b["wall_s"], "student_s": student_s, "metrics_s": metrics_s, "wall_s": round(time.perf_counter() - t_arm, 2),
@@ -170,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--synthetic-share", type=float, default=0.5, help="share of synthetic rows in datatune+synthetic")
     ap.add_argument("--force", action="store_true", help="recompute the arms named even when cached")
+    ap.add_argument("--reuse-builds", action="store_true", help="with --force: keep each arm's finished build, retrain and rescore only")
     ap.add_argument("--results-dir", default=str(HERE / "results"), help="where per-task results for RESULTS.md go ('' = none)")
     ap.add_argument("--no-results-md", action="store_true", help="don't regenerate RESULTS.md")
     ap.add_argument("--no-cache", action="store_true", help="bypass the LLM response cache (for timing a cold run)")
@@ -195,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     for t in tasks:
         run_task(t, out=Path(args.out), env_factory=env_factory, size=args.size, n_test=args.test_size, seed=args.seed, arms=arms,
                  subtask=args.subtask if not args.all else None, student=args.student, train=TrainConfig(epochs=args.epochs),
-                 synthetic_share=args.synthetic_share, force=args.force, results_dir=results_dir, log=log)
+                 synthetic_share=args.synthetic_share, force=args.force, results_dir=results_dir, reuse_builds=args.reuse_builds, log=log)
     log(f"done in {time.perf_counter() - t0:.0f}s")
     if results_dir is not None and not args.no_results_md:
         from .report import write_results_md

@@ -230,11 +230,17 @@ def normalized_score(credits: list[float], chances: list[float]) -> float:
 def score_choices(items: list[Item], choices: list[int | None]) -> dict:
     credits = [it.credit(c) for it, c in zip(items, choices)]
     chances = [it.chance for it in items]
+    n = len(credits)
+    mean = sum(credits) / n
+    chance = sum(chances) / n
+    # standard error of the normalized score over items (sampling noise of the test subset)
+    se = (sum((x - mean) ** 2 for x in credits) / max(1, n - 1) / n) ** 0.5 * 100 / (1 - chance) if chance < 1 else 0.0
     return {
-        "items": len(items),
-        "accuracy": round(sum(credits) / len(credits), 4),
-        "chance": round(sum(chances) / len(chances), 4),
+        "items": n,
+        "accuracy": round(mean, 4),
+        "chance": round(chance, 4),
         "normalized_score": round(normalized_score(credits, chances), 2),
+        "normalized_se": round(se, 2),
         "unanswered": sum(c is None for c in choices),
         # position bias shows here: how often each option position (A, B, ...) was chosen
         "chosen_positions": {LETTERS[k]: n for k, n in sorted(Counter(c for c in choices if c is not None).items())},
