@@ -35,6 +35,7 @@ GOLD_TEXT = {
     "deepmind/aqua_rat": lambda s, f: next((_strip_prefix(o) for o in s["options"] if o.strip().upper().startswith(s["correct"].upper())), None),
     "allenai/math_qa": lambda s, f: _math_qa_options(s["options"]).get(str(s["correct"]).strip().lower()),
     "openai/gsm8k": lambda s, f: s["answer"].split("####")[-1].strip().replace(",", ""),
+    "qiaojin/PubMedQA": lambda s, f: s["final_decision"],
     "nyu-mll/glue": lambda s, f: f["label"].names[s["label"]],
     "aps/super_glue": lambda s, f: f["label"].names[s["label"]] if "label" in f and hasattr(f["label"], "names") else None,
     "cardiffnlp/tweet_eval": lambda s, f: f["label"].names[s["label"]],

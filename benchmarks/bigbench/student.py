@@ -131,9 +131,12 @@ def _model_path() -> str:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 3
+    # chosen by tune_student.py on in-distribution COPA rows, never on a BIG-bench test item: no setting
+    # generalised from 70 rows (held-out accuracy 0.40-0.53 on 30), and this is the one that fits its
+    # training rows (loss 0.69 -> 0.27), so a student at least reflects the set it was trained on
+    epochs: int = 10
     batch_groups: int = 8
-    lr: float = 4e-5
+    lr: float = 1e-4
     max_length: int = 256
     max_steps: int | None = None  # stop after this many optimizer steps (tests)
     warmup: float = 0.1
