@@ -117,6 +117,8 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--verify-budget", type=click.IntRange(0), metavar="N", help="LLM calls --verify may spend (default: 2 per row).")
 @click.option("--no-synthetic", is_flag=True, help="Never add synthetic rows.")
 @click.option("--synthetic-fraction", type=float, default=0.5, show_default=True, help="Largest share of synthetic rows.")
+@click.option("--synthetic-batch", type=click.IntRange(1, 20), default=5, show_default=True, metavar="N",
+              help="Synthetic rows asked for per LLM call.")
 @click.option("--no-curate", is_flag=True, help="Skip near-duplicate, language and contamination filters.")
 @click.option("--no-embed", is_flag=True, help="Skip the MiniLM-based measures in the card (remote-clique, projection plot).")
 @click.option("--dry-run", is_flag=True, help="Retrieve and plan, print the plans and estimates, write no rows.")
@@ -127,7 +129,7 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--json", "as_json", is_flag=True, help="Progress as JSON events on stdout.")
 @llm_options
 def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, top_k,
-          exclude, benchmark, plans_file, planner, rerank, verify, verify_budget, no_synthetic, synthetic_fraction, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
+          exclude, benchmark, plans_file, planner, rerank, verify, verify_budget, no_synthetic, synthetic_fraction, synthetic_batch, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
           quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
     """Build a dataset for the task DESCRIPTION, e.g. "classify the sentiment of tweets"."""
     from .pipeline import BuildOptions
@@ -142,7 +144,7 @@ def build(description, catalog, size, out, examples, eval_file, validation_fract
         per_source_cap=per_source_cap, max_candidates=max_candidates, top_k=top_k,
         examples=load_examples(examples) if examples else [], eval_texts=_eval_texts(eval_file) if eval_file else [],
         exclude=list(exclude), benchmark=benchmark, plans_file=plans_file, dry_run=dry_run, resume=resume, overwrite=overwrite,
-        synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, curate=not no_curate, planner=planner,
+        synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, synthetic_batch=synthetic_batch, curate=not no_curate, planner=planner,
         rerank=rerank, verify=verify, verify_budget=verify_budget,
     )
     options.validate()

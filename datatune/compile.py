@@ -125,7 +125,7 @@ class RowMapper:
         def make_input(row: dict) -> str:
             body = "".join(x if isinstance(x, str) else text_of(row, x) for x in parts).strip()
             if choice is not None:
-                body = body + "\n" + "\n".join(f"{rules.letter(i)}. {o}" for i, o in enumerate(choice(row)))
+                body = rules.with_choices(body, choice(row))
             return body
 
         return make_input

@@ -51,6 +51,7 @@ class BuildOptions:
     overwrite: bool = False
     synthetic: bool = True
     synthetic_fraction: float = 0.5
+    synthetic_batch: int = 5  # synthetic rows asked for per LLM call
     curate: bool = True
     rerank: bool = False  # LLM self-consistency rerank of the retrieved candidates
     verify: str = "off"  # label verification policy: off, flag, relabel or drop (verify.py)
@@ -163,8 +164,11 @@ def build(
     estimate = estimate_rows(kept, catalog, options)
     if options.dry_run:
         return BuildResult(options.out, spec, plans, {}, {}, {}, dry_run=True, estimate=estimate)
+    if not kept and not (options.synthetic and options.synthetic_fraction >= 1 and topup_fn is not None):
+        raise ConfigError("no candidate dataset fits this task (see the reasons with --dry-run); try --catalog with more datasets "
+                          "or a clearer description, or pass --synthetic-fraction 1 for a fully synthetic set")
     if not kept:
-        raise ConfigError("no candidate dataset fits this task (see the reasons with --dry-run); try --catalog with more datasets or a clearer description")
+        rep.event("plans", message="no source fits: the set is all synthetic (--synthetic-fraction 1)")
 
     # 4. execute -----------------------------------------------------------------------------
     drops: Counter = Counter()

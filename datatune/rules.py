@@ -87,6 +87,19 @@ def letter(i: int) -> str:
     return chr(ord("A") + int(i))
 
 
+def with_choices(body: str, options: list[str]) -> str:
+    """A multiple-choice input as datatune writes every one: the question, then `A. option` lines."""
+    return body + "\n" + "\n".join(f"{letter(i)}. {o}" for i, o in enumerate(options))
+
+
+_CHOICE_LINE = re.compile(r"^\s*\(?([A-Z])[.)]\s+\S", re.M)
+
+
+def choice_count(text: str) -> int:
+    """How many `A. ...` lines a multiple-choice input lists (0 when none)."""
+    return len(_CHOICE_LINE.findall(text))
+
+
 def leaks_answer(column_values: list[str], outputs: list[str], *, min_share: float = 0.5) -> bool:
     """True when an input column already states the answer in most rows (aqua_rat's `rationale`)."""
     pairs = [(str(v), str(o)) for v, o in zip(column_values, outputs) if o]

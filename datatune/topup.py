@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
+from . import rules
 from .curate import CurateConfig, curate
 from .llm import LLM, InvalidOutput
 from .records import Row
@@ -24,13 +26,31 @@ class Attributes(BaseModel):
     attributes: list[str] = Field(min_length=1, max_length=8)
 
 
+MAX_INPUT = 600  # characters; an input the schema cut off at this length is dropped as unfinished
+
+
 class SyntheticInput(BaseModel):
-    input: str = Field(max_length=1200)
+    input: str = Field(max_length=MAX_INPUT)
 
 
 class SyntheticRow(BaseModel):
-    input: str = Field(max_length=1200)
-    output: str = Field(max_length=600)
+    input: str = Field(max_length=MAX_INPUT)
+    output: str = Field(max_length=300)
+
+
+class SyntheticChoice(BaseModel):
+    """A multiple-choice item as parts: code places the correct option at the letter the gap needs."""
+    question: str = Field(max_length=MAX_INPUT)
+    correct: str = Field(max_length=200)
+    wrong: list[str]
+
+
+def batch_model(item: type[BaseModel], n: int, *, wrong: int = 0) -> type[BaseModel]:
+    """The response schema for `n` items at once (`wrong` fixes the wrong-option count of choice items)."""
+    if item is SyntheticChoice:
+        item = create_model("SyntheticChoiceItem", __base__=SyntheticChoice,
+                            wrong=(list[Annotated[str, Field(max_length=200)]], Field(min_length=wrong, max_length=wrong)))
+    return create_model(f"{item.__name__}Batch", rows=(list[item], Field(min_length=n, max_length=n)))
 
 
 def label_gaps(rows: list[Row], spec: TaskSpec, size: int, *, tolerance: float = 0.1) -> dict[str, int]:
@@ -54,53 +74,119 @@ def draw_attributes(spec: TaskSpec, llm: LLM) -> list[str]:
         return ["everyday topic"]
 
 
-def _prompt(spec: TaskSpec, label: str | None, attribute: str, shots: list[Row]) -> list[dict]:
-    demo = "\n".join(f"- input: {r.input[:300]}" + ("" if label else f"\n  output: {r.output[:200]}") for r in shots)
-    want = f"whose correct output is \"{label}\"" if label else "with its correct output"
+def option_count(spec: TaskSpec) -> int:
+    """Options per multiple-choice item: as many as the user's examples list, else 4."""
+    counts = Counter(rules.choice_count(e.input) for e in spec.examples)
+    counts.pop(0, None)
+    n = counts.most_common(1)[0][0] if counts else (len(spec.labels) if 2 <= len(spec.labels) <= 8 else 4)
+    return max(2, min(n, 8))
+
+
+def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: list[Row], *, options: int = 0,
+            near: bool = False) -> list[dict]:
+    n = len(attributes)
+    demo = "\n".join(f"- input: {r.input[:300]}" + ("" if label or options else f"\n  output: {r.output[:200]}") for r in shots)
+    longest = max((len(r.input) for r in shots), default=200)
+    if options:
+        want = (f"Write {n} new, different multiple-choice items. For each give the question without its options, "
+                f"the correct option, and {options - 1} wrong but plausible options.")
+    elif label:
+        want = (f"Write {n} new, different inputs" if n > 1 else "Write one new input") + f" whose correct output is \"{label}\"."
+    else:
+        want = f"Write {n} new, different inputs, each with its correct output." if n > 1 else "Write one new input with its correct output."
+    if near:  # rows for an example nothing in the set resembles: stay on its subject and form
+        want += (" Each" if n > 1 else " It") + " must be on the same subject as this example and in the same form, in new words."
+        lines = f"The example:\n{demo}\n"
+    else:
+        lines = ("Attributes, one per item: " + "; ".join(attributes) + ".\n") + (f"Examples of the kind of input:\n{demo}\n" if demo else "")
     return [
         {"role": "system", "content": "You write new, realistic training examples for a task. Never copy an example."},
-        {"role": "user", "content": f"Task: {spec.description}\nWrite one new input {want}. Attribute: {attribute}.\n"
-                                    + (f"Examples of the kind of input:\n{demo}\n" if demo else "") + "Answer in JSON."},
+        {"role": "user", "content": f"Task: {spec.description}\n{want} Keep each input under {min(MAX_INPUT, max(150, 2 * longest))} characters.\n"
+                                    + lines + "Answer in JSON."},
     ]
 
 
-def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, attributes: list[str], pool: list[Row],
-             reporter=None, shots_for: list[list[Row]] | None = None) -> list[Row]:
-    """One synthetic row per entry of `wants` (a label, or None for a free row).
+def _jobs(wants: list[str | None], shots_for: list[list[Row]] | None, batch: int) -> list[tuple[list[int], str | None]]:
+    """Consecutive wants that share a label (and demonstrations) go to one request, `batch` at most."""
+    jobs: list[tuple[list[int], str | None]] = []
+    for i, label in enumerate(wants):
+        last = jobs[-1] if jobs else None
+        if (last and len(last[0]) < batch and last[1] == label
+                and (shots_for is None or shots_for[last[0][0]] == shots_for[i])):
+            last[0].append(i)
+        else:
+            jobs.append(([i], label))
+    return jobs
 
-    `shots_for` gives the demonstrations per request (an uncovered example); otherwise two rows of
-    the same label are drawn from `pool`, or the user's examples when the pool is empty.
+
+def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, attributes: list[str], pool: list[Row],
+             reporter=None, shots_for: list[list[Row]] | None = None, batch: int = 5) -> list[Row]:
+    """One synthetic row per entry of `wants` (a label, or None for a free row), `batch` rows per LLM call.
+
+    Several rows per call share the prompt's cost and let the model keep them apart from each other.
+    Multiple-choice rows come back as question, correct option and wrong options; code lays them out
+    with the correct one at the wanted letter (cycled when none is wanted), so letters stay balanced
+    and every answer names a listed option. `shots_for` gives the demonstrations per request (an
+    uncovered example); otherwise two rows of the same label are drawn from `pool`, or the user's
+    examples when the pool is empty.
     """
     rng = random.Random(seed)
-    requests, temps = [], []
-    for i, label in enumerate(wants):
+    lettered = spec.output_kind == "letter"
+    n_options = option_count(spec) if lettered else 0
+    if lettered:
+        letters = [rules.letter(i) for i in range(n_options)]
+        wants = [w if w in letters else letters[i % n_options] for i, w in enumerate(wants)]
+    jobs = _jobs([None] * len(wants) if lettered else wants, shots_for, max(1, batch))
+    requests, models, temps = [], [], []
+    for j, (idx, label) in enumerate(jobs):
         if shots_for is not None:
-            shots = shots_for[i]
+            shots = shots_for[idx[0]]
         else:
-            same = [r for r in pool if label is None or r.output == label] or pool
+            same = [r for r in pool if label is None or lettered or r.output == label] or pool
             shots = rng.sample(same, min(2, len(same))) if same else []
         shots = shots or [Row(e.input, e.output) for e in spec.examples[:2]]
-        requests.append(_prompt(spec, label, attributes[i % len(attributes)], shots))
-        temps.append(round(0.7 + 0.5 * i / max(1, len(wants) - 1), 2))  # temperature ramp 0.7 -> 1.2
-    model = SyntheticInput if spec.output_kind == "label" else SyntheticRow
+        attrs = [attributes[i % len(attributes)] for i in idx]
+        requests.append(_prompt(spec, None if lettered else label, attrs, shots, options=n_options, near=shots_for is not None))
+        item = SyntheticChoice if lettered else SyntheticInput if spec.output_kind == "label" else SyntheticRow
+        models.append(batch_model(item, len(idx), wrong=n_options - 1))
+        temps.append(round(0.7 + 0.5 * j / max(1, len(jobs) - 1), 1))  # temperature ramp 0.7 -> 1.2 across requests
+    # requests that share a temperature and a schema run concurrently
+    groups: dict[tuple, list[int]] = {}
+    for j, t in enumerate(temps):
+        groups.setdefault((t, len(jobs[j][0])), []).append(j)
+    answers: dict[int, object] = {}
+    for (t, _), js in groups.items():
+        got = llm.structured_many([requests[j] for j in js], models[js[0]], stage="topup", temperature=t)
+        answers.update(zip(js, got))
     out: list[Row] = []
-    # one request per temperature step keeps the ramp while the batch runs concurrently
-    groups: dict[float, list[int]] = {}
-    for i, t in enumerate(temps):
-        groups.setdefault(t, []).append(i)
-    results: dict[int, object] = {}
-    for t, idx in groups.items():
-        answers = llm.structured_many([requests[i] for i in idx], model, stage="topup", temperature=t)
-        results.update(zip(idx, answers))
-    for i, label in enumerate(wants):
-        a = results.get(i)
+    for j, (idx, label) in enumerate(jobs):
+        a = answers.get(j)
         if isinstance(a, Exception) or a is None:
             continue
-        text = a.input.strip()
-        output = label if label is not None else getattr(a, "output", "").strip()
-        if text and output:
-            out.append(Row(text, output, method="synthetic"))
+        for want, item in zip([wants[i] for i in idx], a.rows):
+            row = _row(spec, want, item, rng)
+            if row is not None:
+                out.append(row)
     return out
+
+
+def _row(spec: TaskSpec, want: str | None, item, rng: random.Random) -> Row | None:
+    if isinstance(item, SyntheticChoice):
+        if len(item.question) >= MAX_INPUT - 5:
+            return None
+        correct = item.correct.strip()
+        wrong = [w.strip() for w in item.wrong]
+        if not item.question.strip() or not correct or not all(wrong) or len({correct, *wrong}) < len(wrong) + 1:
+            return None  # an empty or repeated option makes the item ambiguous
+        rng.shuffle(wrong)
+        at = ord(want) - ord("A")
+        options = wrong[:at] + [correct] + wrong[at:]
+        return Row(rules.with_choices(item.question.strip(), options), want, method="synthetic")
+    text = item.input.strip()
+    if len(item.input) >= MAX_INPUT - 5:
+        return None  # cut off by the length limit mid-sentence
+    output = want if want is not None else getattr(item, "output", "").strip()
+    return Row(text, output, method="synthetic") if text and output else None
 
 
 def topup(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter=None, drops: Counter | None = None,
@@ -139,7 +225,8 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
         return rows
     if reporter:
         reporter.event("topup", message=f"top-up: {len(wants)} synthetic rows near {len(before.uncovered)} uncovered examples")
-    fresh = generate(spec, wants, llm, seed=options.seed + 100, attributes=["the same kind of input and topic as the example, in new words"], pool=rows, shots_for=shots)
+    fresh = generate(spec, wants, llm, seed=options.seed + 100, attributes=["the same kind of input and topic as the example, in new words"], pool=rows,
+                     shots_for=shots, batch=1)  # in a batch the 1.5B drifts off the example's subject to vary its rows
     result = curate(rows + fresh, spec, eval_texts=options.eval_texts, config=CurateConfig(embedding_duplicates=False))
     survivors = {id(r) for r in result.rows}
     new = [r for r in fresh if id(r) in survivors]
@@ -182,7 +269,8 @@ def _fill_gaps(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter, 
         wants = wants[: total_need - len(made)]
         if not wants:
             break
-        fresh = generate(spec, wants, llm, seed=options.seed + rnd, attributes=attributes, pool=rows, reporter=reporter)
+        fresh = generate(spec, wants, llm, seed=options.seed + rnd, attributes=attributes, pool=rows, reporter=reporter,
+                         batch=options.synthetic_batch)
         # dedup against everything kept: run the curation filters over kept + synthetic, keep surviving synthetic rows
         result = curate(rows + made + fresh, spec, eval_texts=options.eval_texts, config=cfg)
         survivors = {id(r) for r in result.rows}

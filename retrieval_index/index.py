@@ -388,7 +388,9 @@ def _previous(folder: Path, model_id: str) -> tuple[dict[str, np.ndarray], dict[
     try:
         vectors = store.read_vectors(folder)
         keys = meta["row_keys"]
-        return {k: vectors[i] for i, k in enumerate(keys)}, meta["samples"]
+        # samples saved by an older version were bare strings per config: those are read again
+        samples = {h: s for h, s in meta["samples"].items() if isinstance(s, dict) and all(isinstance(v, dict) for v in s.values())}
+        return {k: vectors[i] for i, k in enumerate(keys)}, samples
     except (OSError, ValueError, KeyError, IndexError):
         return {}, {}
 

@@ -92,6 +92,24 @@ def schema_of(body: dict) -> dict | None:
     return (rf.get("json_schema") or {}).get("schema")
 
 
+def rows_request(body: dict) -> tuple[int, dict] | None:
+    """(items asked for, item properties) when `body` asks for a batch of synthetic rows, else None."""
+    schema = schema_of(body) or {}
+    rows = schema.get("properties", {}).get("rows")
+    if not rows:
+        return None
+    item = rows["items"]
+    if "$ref" in item:
+        item = schema["$defs"][item["$ref"].split("/")[-1]]
+    return rows["maxItems"], item.get("properties", {})
+
+
+def fake_rows(body: dict, one) -> str:
+    """A fake answer to a batched synthetic-row request: `one(item_properties)` gives each item's dict."""
+    n, props = rows_request(body)
+    return json.dumps({"rows": [one(props) for _ in range(n)]})
+
+
 @pytest.fixture(scope="session")
 def embedded_llm(tmp_path_factory):
     """The real embedded model (Qwen2.5-Coder-1.5B), started once per session, with a fresh cache."""

@@ -22,8 +22,9 @@ def answer(body: dict) -> str:
         return json.dumps({"input_columns": [text], "output_column": "label" if "label" in cols else cols[-1]})
     if "attributes" in props:
         return json.dumps({"attributes": ["short", "long"]})
-    if "input" in props:
-        return json.dumps({"input": "synthetic " + str(abs(hash(user)) % 10**8)})
+    if "rows" in props:
+        n = props["rows"]["maxItems"]
+        return json.dumps({"rows": [{"input": f"synthetic {k} " + str(abs(hash(user)) % 10**8)} for k in range(n)]})
     if "Translate" in user:
         src = user.split("Input: ", 1)[1].split("\n\nCurrent", 1)[0]
         return "DE: " + src

@@ -14,7 +14,7 @@ from benchmarks.bigbench.arms import ARMS, BENCHMARK, build_options, no_candidat
 from benchmarks.bigbench.student import TrainConfig, answer_index, groups_from_rows, parse_options
 from benchmarks.bigbench.tasks import Item, load_task, normalized_score, score_choices, split_task
 
-from .conftest import SHARED, schema_of
+from .conftest import SHARED, fake_rows, schema_of
 
 TASKS = SHARED / "bigbench" / "datatune"
 CAUSE = TASKS / "cause_and_effect" / "task.json"
@@ -108,10 +108,14 @@ def bigbench_fake():
         if "answer" in props:
             enum = props["answer"]["enum"]
             return json.dumps({"answer": enum[i % len(enum)]})
-        if "input" in props:
-            w = random.Random(i).sample(WORDS, 8)
-            text = f"A. The {w[0]} {w[1]} near the {w[2]}.\nB. The {w[3]} {w[4]} by the {w[5]} {w[6]} {w[7]}."
-            return json.dumps({"input": text, "output": "AB"[i % 2]} if "output" in props else {"input": text})
+        if "rows" in props:
+            def one(item):
+                w = random.Random(next(n)).sample(WORDS, 8)
+                wrong = item["wrong"]["maxItems"]
+                return {"question": f"Which happened because the {w[0]} {w[1]} near the {w[2]}?",
+                        "correct": f"The {w[3]} {w[4]}.", "wrong": [f"The {w[5 + k % 3]} {w[(6 + k) % 8]} {k}." for k in range(wrong)]}
+
+            return fake_rows(body, one)
         return "ok"
 
     return handler
@@ -184,3 +188,20 @@ def test_tiny_harness_every_arm(catalog, fake_llm, tmp_path, tasks_dir):
                     reuse_builds=True, train=TrainConfig(epochs=1, batch_groups=4, max_steps=1), log=lambda m: None)
     assert redo["arms"]["datatune"]["provenance"] == dt["provenance"] and redo["arms"]["datatune"]["student"]["steps"] == 1
     assert calls == [] and redo["arms"]["datatune"]["llm"] == dt["llm"]
+    # the ICL reading is added to cached arms from their built sets, without rebuilding or retraining
+    icl = run_task(str(CAUSE), out=tmp_path / "runs", env=env, size=6, n_test=10, seed=0, icl_items=4,
+                   train=TrainConfig(epochs=1, batch_groups=4, max_steps=2), log=lambda m: None)["arms"]
+    assert icl["datatune"]["student"] == redo["arms"]["datatune"]["student"]
+    assert icl["few-shot"]["icl"]["k"] == 0 and icl["few-shot"]["icl"]["score"]["items"] == 4
+    assert icl["datatune"]["icl"]["demos_available"] == 6 and icl["datatune"]["icl"]["llm"]["calls"] == 4
+    assert icl["datatune"]["icl"]["score"]["items"] == 4
+
+
+def test_icl_demonstrations_follow_the_task_format():
+    from benchmarks.bigbench.icl import demos_from_groups
+    from benchmarks.bigbench.student import Group
+
+    lettered = Group("Which?\nA. x\nB. y", ["x", "y"], 1)
+    label = Group("Is it so?", ["yes", "no"], 0)
+    assert [(d.text, d.answer) for d in demos_from_groups([lettered, label], lettered=True)] == [(lettered.input, "B")]
+    assert [(d.text, d.answer) for d in demos_from_groups([lettered, label], lettered=False)] == [("Is it so?", "yes")]

@@ -14,7 +14,7 @@ from datatune.records import Row
 from datatune.task import Example, TaskSpec
 from datatune.topup import topup
 
-from .conftest import last_user, schema_of
+from .conftest import fake_rows, last_user, schema_of
 
 SPEC = TaskSpec(description="Classify the sentiment of a text as positive or negative", output_kind="label", labels=["positive", "negative"],
                 examples=[Example(input="the movie plot was dull and the actors were wooden", output="negative"),
@@ -47,7 +47,8 @@ def test_topup_writes_rows_near_uncovered_examples_and_keeps_the_size(fake_llm):
             return json.dumps({"attributes": ["short"]})
         prompts.append(last_user(body))
         endings = ["the screen is bright", "charging takes minutes", "calls sound crisp", "the camera is sharp"]
-        return json.dumps({"input": f"my new phone battery lasts all day, {endings[len(prompts) % 4]}"})
+        count = iter(range(1000))
+        return fake_rows(body, lambda _: {"input": f"my new phone battery lasts all day, {endings[(len(prompts) + next(count)) % 4]}"})
 
     llm, _ = fake_llm(handler)
     stats: dict = {}

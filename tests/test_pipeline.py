@@ -14,7 +14,7 @@ from datatune.pipeline import BuildOptions, allocate, build
 from datatune.planner import Candidate
 from datatune.records import Row
 
-from .conftest import last_user, schema_of
+from .conftest import fake_rows, last_user, schema_of
 
 SENTIMENT = "Classify the sentiment of a movie review as positive or negative"
 
@@ -35,8 +35,8 @@ def smart_fake(labels=("positive", "negative"), kind="label"):
             return json.dumps({"input_columns": [text], "output_column": label})
         if "attributes" in props:
             return json.dumps({"attributes": ["short", "long", "sarcastic"]})
-        if "input" in props:
-            return json.dumps({"input": f"synthetic review number {next(counter)} " + last_user(body)[-40:]})
+        if "rows" in props:
+            return fake_rows(body, lambda _: {"input": f"synthetic review number {next(counter)} " + last_user(body)[-40:]})
         return "ok"
 
     return handler

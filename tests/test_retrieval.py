@@ -256,6 +256,22 @@ def test_a_corrupt_index_is_rebuilt(cache, encoder):
     assert not again.stats.loaded and len(again) == len(first)
 
 
+def test_samples_saved_in_the_old_string_format_are_read_again(cache, encoder, monkeypatch):
+    import json
+
+    catalog = FakeCatalog(make_entries())
+    RetrievalIndex.load_or_build(catalog, encoder=encoder, samples=True)
+    meta_file = RetrievalIndex.folder_for(catalog) / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["samples"] = {h: {c: "a | b" for c in s} for h, s in meta["samples"].items()}  # as an older version wrote them
+    meta_file.write_text(json.dumps(meta))
+    monkeypatch.setattr("retrieval_index.store.code_version", lambda: "edited")  # the upgrade changes the fingerprint
+    loads = catalog.loads
+    again = RetrievalIndex.load_or_build(catalog, encoder=encoder, samples=True)
+    assert not again.stats.loaded and catalog.loads == loads + 1
+    assert again.samples["acme/movie_reviews"]["default"]["labels"] == {}
+
+
 # -- rerank by votes -----------------------------------------------------------------------------
 def test_rerank_counts_votes_and_accepts_none(index):
     hits = index.search("reviews positive or negative", k=5)

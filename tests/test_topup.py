@@ -7,6 +7,7 @@ import json
 from collections import Counter
 
 import datasets
+import pytest
 
 from datatune.pipeline import BuildOptions, build
 from datatune.planner import Candidate
@@ -14,7 +15,7 @@ from datatune.records import Row
 from datatune.task import TaskSpec
 from datatune.topup import label_gaps, topup
 
-from .conftest import last_user, schema_of
+from .conftest import fake_rows, last_user, rows_request, schema_of
 
 THREE = "Classify the sentiment of a movie review as positive, negative or neutral"
 
@@ -31,11 +32,14 @@ def fake(labels):
             return json.dumps({"input_columns": [c for c in ("text", "sentence") if c in cols][:1], "output_column": "label"})
         if "attributes" in props:
             return json.dumps({"attributes": ["a cinema visit", "a streaming show", "a documentary"]})
-        if "input" in props:
-            i = next(n)
-            if i % 5 == 0:  # every fifth is a duplicate the dedup must drop
-                return json.dumps({"input": "the same neutral review again"})
-            return json.dumps({"input": f"review {i}: the film had its moments, scene {i * 7919 % 1000} was ordinary, cast {i} unremarkable"})
+        if "rows" in props:
+            def one(_):
+                i = next(n)
+                if i % 5 == 0:  # every fifth is a duplicate the dedup must drop
+                    return {"input": "the same neutral review again"}
+                return {"input": f"review {i}: the film had its moments, scene {i * 7919 % 1000} was ordinary, cast {i} unremarkable"}
+
+            return fake_rows(body, one)
         return "ok"
 
     return handler
@@ -75,3 +79,65 @@ def test_synthetic_fraction_caps_the_share(fake_llm):
     rows = [Row(f"a{i}", "a", "S", "c", "train", i) for i in range(50)]
     out = topup(rows, spec, options=BuildOptions(out=None, size=100, synthetic_fraction=0.2), llm=llm, drops=Counter())
     assert sum(r.method == "synthetic" for r in out) <= 20
+
+
+def test_rows_are_asked_for_in_batches_of_the_given_size(fake_llm):
+    calls = []
+
+    def handler(body):
+        props = (schema_of(body) or {}).get("properties", {})
+        if "attributes" in props:
+            return json.dumps({"attributes": ["short", "long"]})
+        calls.append(rows_request(body)[0])
+        return fake_rows(body, lambda _: {"input": f"text number {len(calls)}-{next(counter)} about film scene {next(counter) * 31}"})
+
+    counter = itertools.count()
+    llm, _ = fake_llm(handler)
+    spec = TaskSpec(description="label things", output_kind="label", labels=["a", "b"])
+    rows = [Row(f"a{i}", "a", "S", "c", "train", i) for i in range(20)]
+    out = topup(rows, spec, options=BuildOptions(out=None, size=40, synthetic_batch=5), llm=llm, drops=Counter())
+    assert sorted(calls) == [5, 5, 5, 5]  # the 20 missing "b" rows in four calls, not twenty
+    assert Counter(r.output for r in out) == {"a": 20, "b": 20}
+
+
+def test_multiple_choice_rows_put_the_correct_option_at_the_wanted_letter(fake_llm):
+    from datatune import rules
+    from datatune.task import Example
+    from datatune.topup import generate, option_count
+
+    def handler(body):
+        n = itertools.count()
+
+        def one(item):
+            k = next(n)
+            wrong = [f"wrong {j} of {k}" for j in range(item["wrong"]["maxItems"])]
+            if k == 2:
+                wrong[0] = f"right {k}"  # a repeated option makes the item ambiguous: dropped
+            return {"question": f"question {k}?", "correct": f"right {k}", "wrong": wrong}
+
+        return fake_rows(body, one)
+
+    llm, _ = fake_llm(handler)
+    ex = [Example(input="Which is red?\nA. sky\nB. blood\nC. grass", output="B")]
+    spec = TaskSpec(description="answer questions", output_kind="letter", labels=["A", "B", "C", "D"], examples=ex)
+    assert option_count(spec) == 3  # from the example, not from the label list
+    out = generate(spec, [None] * 6, llm, seed=0, attributes=["x"], pool=[], batch=6)
+    assert len(out) == 5 and Counter(r.output for r in out) == {"A": 2, "B": 2, "C": 1}  # the third (C) was dropped
+    for r in out:
+        assert rules.choice_count(r.input) == 3
+        line = next(x for x in r.input.splitlines() if x.startswith(r.output + ". "))
+        assert line.split(". ", 1)[1].startswith("right ")
+
+
+def test_with_no_fitting_source_a_fully_synthetic_set_needs_fraction_one(catalog, fake_llm, tmp_path):
+    from datatune.errors import ConfigError
+
+    llm, _ = fake_llm(fake(["positive", "negative", "neutral"]))
+    with pytest.raises(ConfigError, match="--synthetic-fraction 1"):
+        build(THREE, catalog=catalog, llm=llm, retriever=lambda *a, **k: [], topup_fn=topup,
+              options=BuildOptions(out=tmp_path / "half", size=30))
+    res = build(THREE, catalog=catalog, llm=llm, retriever=lambda *a, **k: [], topup_fn=topup,
+                options=BuildOptions(out=tmp_path / "all", size=30, synthetic_fraction=1.0))
+    train = datasets.load_dataset(str(tmp_path / "all"))["train"]
+    assert len(train) >= 27 and set(train["method"]) == {"synthetic"}  # a few fake duplicates may be dropped
+    assert Counter(train["output"]).keys() == {"positive", "negative", "neutral"} and res.manifest["executed_rows"] == 0

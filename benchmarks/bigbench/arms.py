@@ -144,7 +144,6 @@ def run_build(arm: str, env: Env, *, task: Task, split: Split, out: Path, size: 
               plans_file: Path | None = None) -> dict:
     """Build one arm's set; returns its rows, spec, manifest and how it was built."""
     from datatune.curate import curate
-    from datatune.errors import ConfigError
     from datatune.pipeline import build
     from datatune.topup import topup
 
@@ -159,53 +158,12 @@ def run_build(arm: str, env: Env, *, task: Task, split: Split, out: Path, size: 
     topup_fn = {"datatune": None, "datatune+synthetic": shared_topup(synthetic_share), "synthetic": topup, "datatune-fixed-plans": None}[arm]
     t0 = time.perf_counter()
     path = "build()"
-    try:
-        res = build(task.description, catalog=env.catalog, llm=llm, retriever=retriever, options=options, reporter=env.reporter,
-                    curate_fn=curate, topup_fn=topup_fn, embedder=env.embedder)
-        rows = [r for rs in res.rows.values() for r in rs]
-        spec, manifest, plans = res.spec, res.manifest, res.plans
-    except ConfigError as e:
-        if arm != "synthetic":
-            raise
-        # build() stops when no candidate is kept, before its top-up stage runs: the same stages, run here
-        path = f"harness fallback (build() raised: {e})"
-        rows, spec, manifest = synthetic_only(task.description, options, env, llm)
-        plans = []
+    res = build(task.description, catalog=env.catalog, llm=llm, retriever=retriever, options=options, reporter=env.reporter,
+                curate_fn=curate, topup_fn=topup_fn, embedder=env.embedder)
+    rows = [r for rs in res.rows.values() for r in rs]
+    spec, manifest, plans = res.spec, res.manifest, res.plans
     wall = round(time.perf_counter() - t0, 2)
     return {"rows": rows, "spec": spec, "manifest": manifest, "plans": plans, "llm": llm, "wall_s": wall, "path": path}
-
-
-def synthetic_only(description: str, options, env: Env, llm):
-    """build()'s own stages for a set with no retrieved rows: task spec, top-up, output folder."""
-    import platform
-
-    from datatune import __version__
-    from datatune.expand import expand_task
-    from datatune.output import write_output
-    from datatune.pipeline import _versions
-    from datatune.quality import quality_report
-    from datatune.rundir import RunDir
-    from datatune.task import TaskSpec
-    from datatune.topup import topup
-
-    started = time.time()
-    state = RunDir(options.out).read_json("spec.json")
-    spec = TaskSpec.model_validate(state) if state else expand_task(description, options.examples, llm)
-    drops: Counter = Counter()
-    stats: dict = {}
-    rows = call_topup(topup, [], spec, options=options, llm=llm, reporter=env.reporter, drops=drops, embedder=env.embedder, stats=stats)
-    random.Random(options.seed).shuffle(rows)
-    manifest = {
-        "datatune": __version__, "python": platform.python_version(), "versions": _versions(), "seed": options.seed,
-        "description": description, "catalog": env.catalog.location, "model": llm.endpoint.model, "endpoint": llm.endpoint.identity,
-        "rows": {"train": len(rows)}, "executed_rows": 0, "llm": llm.usage.to_dict(), "wall_s": round(time.time() - started, 2),
-        "built_by": "benchmarks/bigbench synthetic_only (build() refuses a set with no kept source)",
-    }
-    metrics = quality_report(rows, spec, embedder=env.embedder, drops=dict(drops), plots_dir=options.out / "plots", embed_sample=500)
-    metrics.update(stats)
-    manifest["quality"] = {k: v for k, v in metrics.items() if k != "by_source_config"}
-    write_output(options.out, spec, {"train": rows}, [], drops=dict(drops), manifest=manifest, metrics=metrics)
-    return rows, spec, manifest
 
 
 # -- few-shot ---------------------------------------------------------------------------------

@@ -62,6 +62,30 @@ def table2(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+ICL_ROWS = [("few-shot", "Few-shot: the task's 2 examples only"), ("synthetic", "+ 4 nearest rows of the synthetic set"),
+            ("datatune", "+ 4 nearest rows of the DataTune set"), ("datatune+synthetic", "+ 4 nearest rows of the DataTune + synthetic set")]
+
+
+def icl_table(results: list[dict]) -> str | None:
+    """The ICL reading (icl.py): the embedded LLM answering with each set's nearest rows as extra examples."""
+    if not any((a.get("icl") or {}).get("score") for r in results for a in r["arms"].values()):
+        return None
+    names = [_short_task(r["task"]) for r in results]
+    lines = ["| prompt | " + " | ".join(names) + " | avg |", "|" + " --- |" * (len(names) + 2)]
+    for arm, label in ICL_ROWS:
+        vals = []
+        for r in results:
+            sc = ((r["arms"].get(arm) or {}).get("icl") or {}).get("score")
+            vals.append(sc)
+        got = [v["normalized_score"] for v in vals if v]
+        avg = sum(got) / len(got) if got and len(got) == len(vals) else None
+        cells = [f"{v['normalized_score']:.1f} ± {v['normalized_se']:.0f}" if v else "–" for v in vals]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(avg)} |")
+    items = {_short_task(r["task"]): r["config"].get("icl_items") for r in results}
+    lines.append("\nItems per task: " + ", ".join(f"{k} {v}" for k, v in items.items()) + " (the first of the scored subsample); ± is one standard error over items.")
+    return "\n".join(lines)
+
+
 def arm_seconds(a: dict) -> float:
     """Wall time of an arm as first run: build + student + measures (few-shot: answering; floor: scoring)."""
     if a.get("arm") == "untrained":
@@ -71,6 +95,14 @@ def arm_seconds(a: dict) -> float:
     return sum(a.get(k) or 0.0 for k in ("build_s", "student_s", "metrics_s"))
 
 
+def _icl_cell(a: dict) -> str:
+    icl = a.get("icl") or {}
+    if not icl.get("score"):
+        return "–"
+    extra = f" ({icl['llm']['calls']}, {icl['seconds']})" if icl.get("llm") else ""
+    return f"{icl['score']['normalized_score']:.1f}{extra}"
+
+
 def detail(r: dict) -> str:
     cfg = r["config"]
     out = [f"### {r['task']}\n",
@@ -78,8 +110,8 @@ def detail(r: dict) -> str:
            f"Examples shown: items {r['split']['examples']}; test set: {r['split']['test_items']} items (all passed as eval_texts); "
            f"scored: {cfg['n_test']} (seed {cfg['seed']}). N = {cfg['size']} rows per arm; student: {cfg['student']} "
            f"({cfg['train']['epochs']} epochs, {cfg['train']['batch_groups']} groups/step, lr {cfg['train']['lr']}).\n",
-           "| arm | rows | sources (rows) | synthetic rows | usable for student | wall s (build / student) | LLM calls (+cache hits) | accuracy | chance | normalized |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| arm | rows | sources (rows) | synthetic rows | usable for student | wall s (build / student) | LLM calls (+cache hits) | accuracy | chance | normalized | ICL reading (calls, s) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for arm, a in r["arms"].items():
         sc = a["score"]
         prov = a.get("provenance") or {}
@@ -95,7 +127,7 @@ def detail(r: dict) -> str:
             wall = f"– / {a.get('student_s')}"
         else:
             wall = f"{a.get('build_s')} / {a.get('student_s')}"
-        out.append(f"| {arm} | {a.get('rows', 0)} | {srcs} | {synth} | {usable} | {wall} | {calls} | {sc['accuracy']:.3f} | {sc['chance']:.3f} | {sc['normalized_score']:.1f} |")
+        out.append(f"| {arm} | {a.get('rows', 0)} | {srcs} | {synth} | {usable} | {wall} | {calls} | {sc['accuracy']:.3f} | {sc['chance']:.3f} | {sc['normalized_score']:.1f} | {_icl_cell(a)} |")
     total = sum(arm_seconds(a) for a in r["arms"].values())
     out.append(f"\nTotal wall time of the arms: {total / 60:.1f} min.\n")
     out += ["| arm | near-duplicate rate (ROUGE-L ≥ T) | unique bigrams / example | tokens / example | self-BLEU | remote-clique | label accuracy (checked rows) | answer format valid | drops |",
@@ -132,6 +164,11 @@ def write_results_md(results_dir: Path, path: Path, notes: Path | None = None) -
              "its reported averages over six tasks (ours: the tasks below), for orientation only.\n"]
     if results:
         parts += ["## Normalized scores (Table 2 layout)\n", table2(results), ""]
+        icl = icl_table(results)
+        if icl:
+            parts += ["## ICL reading: what each set's rows add to the embedded LLM (icl.py)\n",
+                      "The trained student above cannot learn these tasks from N rows (NOTES.md), so each set is also read this way: "
+                      "the few-shot prompt plus the 4 rows of the set nearest to the item. Normalized score on the same items.\n", icl, ""]
         r0 = results[0]
         vs = ", ".join(f"{k} {v}" for k, v in r0["versions"].items())
         parts.append(f"LLM: `{r0.get('model')}`; seed {r0['config']['seed']}; versions: {vs}.\n")

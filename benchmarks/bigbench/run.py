@@ -29,6 +29,7 @@ TASKS_DIR = HERE.parents[1].parent / "shared" / "bigbench" / "datatune"
 ALL_TASKS = ("cause_and_effect", "code_line_description", "elementary_math_qa", "implicatures", "temporal_sequences")
 DEFAULT_SIZE = 60
 DEFAULT_TEST = 100
+DEFAULT_ICL = 40
 
 
 def slug(name: str) -> str:
@@ -50,14 +51,14 @@ def versions() -> dict:
 def run_task(task_path: str, *, out: Path, env: Env | None = None, env_factory=None, size: int = DEFAULT_SIZE, n_test: int = DEFAULT_TEST,
              seed: int = 0, arms: tuple[str, ...] = ARMS, subtask: str | None = None, student: str | None = None,
              train: TrainConfig = TrainConfig(), synthetic_share: float = 0.5, force: bool = False, results_dir: Path | None = None,
-             reuse_builds: bool = False, log=print) -> dict:
+             reuse_builds: bool = False, icl_items: int = 0, log=print) -> dict:
     """Every arm of one task; returns (and writes) the task's result."""
     task = load_task(task_path, subtask=subtask, seed=seed)
     split = split_task(task, n_eval=n_test, seed=seed)
     tdir = out / slug(task.name)
     write_examples(split.examples, tdir / "examples.jsonl")
     write_eval_file(split.eval_texts, tdir / "eval.jsonl")
-    config = {"size": size, "n_test": len(split.eval_subset), "seed": seed, "student": student or "minilm-cross-encoder",
+    config = {"size": size, "n_test": len(split.eval_subset), "icl_items": min(icl_items, len(split.eval_subset)), "seed": seed, "student": student or "minilm-cross-encoder",
               "train": vars(train), "synthetic_share": synthetic_share}
     save_json(tdir / "split.json", {"task": task.name, "path": task.path, **split.summary(), "config": config})
     state = {"env": env}
@@ -88,11 +89,15 @@ def run_task(task_path: str, *, out: Path, env: Env | None = None, env_factory=N
 
             results[arm] = json.loads(f.read_text())
             log(f"[{task.name}] {arm}: cached ({results[arm]['score']['normalized_score']})")
+            if icl_items and (results[arm].get("icl") or {}).get("score", {}).get("items") != min(icl_items, len(split.eval_subset)):
+                log(f"[{task.name}] {arm}: ICL reading on {icl_items} items")
+                results[arm]["icl"] = add_icl(arm, results[arm], task, split, get_env(), tdir / slug_arm(arm), icl_items, seed)
+                save_json(f, results[arm])
             continue
         log(f"[{task.name}] {arm} ...")
         results[arm] = run_arm(arm, task, split, get_env(), out=tdir / slug_arm(arm), size=size, seed=seed, student=student,
                                train=train, synthetic_share=synthetic_share, plans_file=HERE / "plans" / f"{slug(task.name)}.json",
-                               reuse_builds=reuse_builds)
+                               reuse_builds=reuse_builds, icl_items=icl_items)
         save_json(f, results[arm])
         log(f"[{task.name}] {arm}: score {results[arm]['score']['normalized_score']} in {results[arm]['wall_s']}s")
     # arms run earlier (another --arms selection) belong to the result too
@@ -140,7 +145,7 @@ def _previous_build(out: Path) -> dict | None:
 
 
 def run_arm(arm: str, task, split, env: Env, *, out: Path, size: int, seed: int, student: str | None, train: TrainConfig,
-            synthetic_share: float, plans_file: Path | None = None, reuse_builds: bool = False) -> dict:
+            synthetic_share: float, plans_file: Path | None = None, reuse_builds: bool = False, icl_items: int = 0) -> dict:
     t_arm = time.perf_counter()
     if arm == "few-shot":
         llm = env.llm_factory()
@@ -149,6 +154,8 @@ def run_arm(arm: str, task, split, env: Env, *, out: Path, size: int, seed: int,
         res = {"arm": arm, "rows": 0, "score": score_choices(split.eval_subset, choices), "llm": usage_of(llm),
                "answer_s": round(time.perf_counter() - t0, 2), "wall_s": round(time.perf_counter() - t_arm, 2), "few_shot": info,
                "model": llm.endpoint.model}
+        if icl_items:  # the ICL reading's baseline: the same prompt with no rows of a set, on the same items
+            res["icl"] = {"score": score_choices(split.eval_subset[:icl_items], choices[:icl_items]), "k": 0}
         old = out / "arm.json"
         if reuse_builds and old.is_file() and res["llm"]["calls"] == 0:
             import json
@@ -175,7 +182,8 @@ def run_arm(arm: str, task, split, env: Env, *, out: Path, size: int, seed: int,
     labels_check = label_accuracy(rows, env.catalog, labels=labels or task.labels or None)
     metrics_s = round(time.perf_counter() - t0, 2)
     kept = [p for p in b["plans"] if p.keep]
-    return {
+    icl = in_context(task, split, groups, env, icl_items) if icl_items else None
+    return {"icl": icl} | {
         "arm": arm, "rows": len(rows), "path": b["path"], "build_dir": str(out / "build"),
         "spec": {"output_kind": spec.output_kind, "labels": spec.labels, "language": spec.language},
         "plans": {"kept": [f"{p.key} ({p.reason})" for p in kept], "planned": len([p for p in b["plans"] if not p.reason.startswith("card only")]),
@@ -186,6 +194,30 @@ def run_arm(arm: str, task, split, env: Env, *, out: Path, size: int, seed: int,
         "intrinsic": quality, "label_accuracy": labels_check,
         "build_s": b["wall_s"], "student_s": student_s, "metrics_s": metrics_s, "wall_s": round(time.perf_counter() - t_arm, 2),
     }
+
+
+def in_context(task, split, groups, env: Env, n: int) -> dict:
+    """The ICL reading (icl.py) of one set on the first `n` scored items."""
+    from .icl import icl_choices
+
+    llm = env.llm_factory()
+    items = split.eval_subset[:n]
+    choices, info = icl_choices(task, split.examples, items, groups, llm, env.embedder)
+    return {"score": score_choices(items, choices), "llm": usage_of(llm), **info}
+
+
+def add_icl(arm: str, res: dict, task, split, env: Env, out: Path, n: int, seed: int) -> dict:
+    """The ICL reading added to an arm computed before (its built set is read back; nothing is rebuilt)."""
+    if arm == "few-shot":
+        preds = res["score"]["predictions"][:n]
+        return {"score": score_choices(split.eval_subset[:n], preds), "k": 0}
+    prev = _previous_build(out)
+    if prev is None:
+        return {}
+    spec = prev["spec"]
+    labels = spec.labels if spec.output_kind == "label" else (task.labels or None)
+    groups, _ = groups_from_rows(prev["rows"], labels=labels or task.labels or None, seed=seed)
+    return in_context(task, split, groups, env, n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-builds", action="store_true", help="with --force: keep each arm's finished build, retrain and rescore only")
     ap.add_argument("--results-dir", default=str(HERE / "results"), help="where per-task results for RESULTS.md go ('' = none)")
     ap.add_argument("--no-results-md", action="store_true", help="don't regenerate RESULTS.md")
+    ap.add_argument("--icl-items", type=int, default=DEFAULT_ICL, help="test items for the ICL reading of each set (icl.py; 0 = off)")
     ap.add_argument("--no-cache", action="store_true", help="bypass the LLM response cache (for timing a cold run)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no build progress bars")
     args = ap.parse_args(argv)
@@ -234,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in tasks:
         run_task(t, out=Path(args.out), env_factory=env_factory, size=args.size, n_test=args.test_size, seed=args.seed, arms=arms,
                  subtask=args.subtask if not args.all else None, student=args.student, train=TrainConfig(epochs=args.epochs),
-                 synthetic_share=args.synthetic_share, force=args.force, results_dir=results_dir, reuse_builds=args.reuse_builds, log=log)
+                 synthetic_share=args.synthetic_share, force=args.force, results_dir=results_dir, reuse_builds=args.reuse_builds,
+                 icl_items=args.icl_items, log=log)
     log(f"done in {time.perf_counter() - t0:.0f}s")
     if results_dir is not None and not args.no_results_md:
         from .report import write_results_md

@@ -25,6 +25,7 @@ TASK = "Classify the sentiment of a movie review as positive or negative"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--batch-rows", type=int, default=20, help="rows per arm of the batch-size throughput check (0: skip)")
     a = ap.parse_args()
     import datasets
 
@@ -51,6 +52,7 @@ def main() -> None:
         calls0 = llm.usage.calls
         syn_rows = topup([], res.spec, options=BuildOptions(out=Path(d) / "syn", size=a.size, synthetic_fraction=1.0), llm=llm, drops=Counter())
         syn_time, syn_calls = time.perf_counter() - t, llm.usage.calls - calls0
+    batch_lines = batch_throughput(res.spec, a.batch_rows) if a.batch_rows else ""
     emb = get_embedder()
     reports = {}
     for name, rows in (("datatune", dt_rows), ("synthetic", syn_rows)):
@@ -80,9 +82,29 @@ temperature ramp 0.7 to 1.2, deduplicated). Measures on input + output, all rows
 | LLM calls | {dt_calls} | {syn_calls} |
 
 datatune's sources: {dict(Counter(r.source_dataset for r in dt_rows))}.
-"""
+{batch_lines}"""
     (HERE / "RESULTS.md").write_text(text)
     print(text)
+
+
+def batch_throughput(spec, n: int) -> str:
+    """Synthetic rows per second asking for 1 vs 5 rows per call, same run, no response cache."""
+    from datatune.llm import open_llm
+    from datatune.settings import Settings
+    from datatune.topup import generate
+
+    wants = [spec.labels[i % len(spec.labels)] for i in range(n)]
+    wants.sort()  # label-conditioned requests, as top-up makes them
+    attrs = ["a short review", "a long review", "a sarcastic review", "a review of a documentary", "a review of a sequel"]
+    lines = ["", "Synthetic throughput by rows per call (`--synthetic-batch`), same run, response cache off:", "",
+             "| rows per call | rows asked | rows returned | LLM calls | wall s | rows/s |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for batch in (1, 5):
+        llm = open_llm(Settings(use_cache=False))
+        t = time.perf_counter()
+        got = generate(spec, wants, llm, seed=7, attributes=attrs, pool=[], batch=batch)
+        dt = time.perf_counter() - t
+        lines.append(f"| {batch} | {n} | {len(got)} | {llm.usage.calls} | {dt:.0f} | {len(got) / dt:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
