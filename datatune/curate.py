@@ -35,6 +35,8 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from retrieval_index.languages import LANGUAGES as LANGUAGE_OF_CODE
+
 from .records import Row
 from .task import TaskSpec
 
@@ -342,15 +344,11 @@ for _lang, _words in _STOPWORDS.items():
     for _w in _words:
         _WORD_LANGS[_w] = _WORD_LANGS.get(_w, ()) + (_lang,)
 
-LANGUAGE_NAMES = {
-    "english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it", "portuguese": "pt",
-    "dutch": "nl", "russian": "ru", "ukrainian": "uk", "bulgarian": "bg", "serbian": "sr", "greek": "el",
-    "hebrew": "he", "arabic": "ar", "persian": "fa", "farsi": "fa", "urdu": "ur", "hindi": "hi",
-    "marathi": "mr", "nepali": "ne", "bengali": "bn", "tamil": "ta", "thai": "th", "georgian": "ka",
-    "armenian": "hy", "korean": "ko", "japanese": "ja", "chinese": "zh", "mandarin": "zh", "cantonese": "zh",
-    "turkish": "tr", "polish": "pl", "czech": "cs", "swedish": "sv", "danish": "da", "norwegian": "no",
-    "finnish": "fi", "hungarian": "hu", "romanian": "ro", "vietnamese": "vi", "indonesian": "id",
-}
+# languages a description can name for the output language check: the names come from the one
+# code -> name table (retrieval_index.languages), for the codes this module can detect
+_CHECKED = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "uk", "bg", "sr", "el", "he", "ar", "fa", "ur", "hi", "mr", "ne",
+            "bn", "ta", "th", "ka", "hy", "ko", "ja", "zh", "tr", "pl", "cs", "sv", "da", "no", "fi", "hu", "ro", "vi", "id")
+LANGUAGE_NAMES = {LANGUAGE_OF_CODE[c].lower(): c for c in _CHECKED} | {"farsi": "fa", "mandarin": "zh", "cantonese": "zh"}
 _LANGUAGE_NAME = re.compile(r"\b(" + "|".join(sorted(LANGUAGE_NAMES, key=len, reverse=True)) + r")\b", re.IGNORECASE)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .catalog.hub import _is_connection_error, _offline
+from .catalog.hub import _offline, is_connection_error
 from .errors import CatalogError, ConfigError
 
 
@@ -27,7 +27,7 @@ def push(folder: Path, repo_id: str, *, api=None, private: bool = False) -> str:
                                  ignore_patterns=[".datatune/*", ".datatune/**", "*.tmp"],
                                  commit_message="Upload dataset built with datatune")
     except Exception as e:  # noqa: BLE001
-        if _is_connection_error(e):
+        if is_connection_error(e):
             raise _offline(e) from e
         raise ConfigError(f"upload to {repo_id} failed ({type(e).__name__}: {str(e)[:150]}); check HF_TOKEN and the repo name") from e
     return str(getattr(info, "repo_url", None) or f"https://huggingface.co/datasets/{repo_id}")
@@ -48,7 +48,7 @@ def mirror(names: list[str], to: Path, *, api=None, allow_patterns: list[str] | 
             api.snapshot_download(repo_id=name, repo_type="dataset", local_dir=str(target),
                                   allow_patterns=allow_patterns or ["README.md", "data/**", "*.parquet", "*.jsonl", "*.json", "**/*.parquet"])
         except Exception as e:  # noqa: BLE001
-            if _is_connection_error(e):
+            if is_connection_error(e):
                 raise _offline(e) from e
             raise CatalogError(f"could not mirror {name} ({type(e).__name__}: {str(e)[:150]})") from e
         (target / ".mirror.json").write_text(json.dumps({"repo_id": name}))

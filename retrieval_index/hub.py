@@ -22,6 +22,7 @@ from typing import Iterable
 import datasets
 
 from datatune.catalog.base import DatasetEntry
+from datatune.catalog.hub import entry_from_info, is_connection_error  # one converter, one notion of "offline"
 from datatune.errors import DatasetLoadError, OfflineError
 
 from . import store
@@ -32,26 +33,12 @@ LOCATION = "hf://datasets (listing)"
 OFFLINE_HINT = "pass --catalog PATH (or set DATATUNE_CATALOG) to index a local catalog such as ../shared/hub"
 
 
-def entry_from_info(info) -> DatasetEntry:
-    """A DatasetEntry from a `huggingface_hub` DatasetInfo listed with `full=True`."""
-    from datatune.catalog.hub import entry_from_info as convert
-
-    return convert(info)
-
-
 def _stamp(info) -> str:
     """lastModified as a sortable ISO string ('' when the Hub didn't send one)."""
     v = getattr(info, "last_modified", None) or getattr(info, "lastModified", None)
     if isinstance(v, datetime):
         return v.isoformat()
     return str(v or "")
-
-
-def _is_offline(e: BaseException) -> bool:
-    names = {type(x).__name__ for x in (e, e.__cause__, e.__context__) if x is not None}
-    return isinstance(e, (ConnectionError, TimeoutError)) or bool(
-        names & {"ConnectError", "ConnectTimeout", "ConnectionError", "OfflineModeIsEnabled", "ReadTimeout"}
-    )
 
 
 @dataclass
@@ -105,7 +92,7 @@ class HubListing:
                 self.entries[info.id] = entry
                 self.modified[info.id] = stamp
         except Exception as e:  # noqa: BLE001 - the listing is remote; translate what offline looks like
-            if _is_offline(e):
+            if is_connection_error(e):
                 raise OfflineError(f"the Hugging Face Hub can't be reached ({type(e).__name__}); {OFFLINE_HINT}") from e
             raise
         if full and limit is None and search is None:
@@ -173,6 +160,6 @@ class ListingCatalog:
         try:
             return datasets.load_dataset(dataset_id, None if config == "default" else config, split=split)
         except Exception as e:  # noqa: BLE001
-            if _is_offline(e):
+            if is_connection_error(e):
                 raise OfflineError(f"the Hugging Face Hub can't be reached ({type(e).__name__}); {OFFLINE_HINT}") from e
             raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(e).splitlines()[0][:200]}") from e

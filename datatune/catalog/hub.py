@@ -21,12 +21,13 @@ def _offline(e: Exception) -> OfflineError:
     return OfflineError(f"the Hugging Face Hub can't be reached ({type(e).__name__}); {OFFLINE_HINT}")
 
 
-def _is_connection_error(e: Exception) -> bool:
+def is_connection_error(e: BaseException) -> bool:
+    """Whether `e` (or what caused it) means the Hub could not be reached, rather than a real error."""
     from huggingface_hub.errors import OfflineModeIsEnabled
 
     names = {type(x).__name__ for x in (e, e.__cause__, e.__context__) if x is not None}
     return isinstance(e, (ConnectionError, OfflineModeIsEnabled, TimeoutError)) or bool(
-        names & {"ConnectError", "ConnectionError", "ConnectTimeout", "OfflineModeIsEnabled", "LocalEntryNotFoundError"}
+        names & {"ConnectError", "ConnectionError", "ConnectTimeout", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "ReadTimeout"}
     )
 
 
@@ -71,7 +72,7 @@ class HubCatalog:
                 infos = self.api.list_datasets(full=True, limit=self.limit, search=self.search, sort="downloads")
                 self._entries = [entry_from_info(i) for i in infos]
             except Exception as e:  # noqa: BLE001
-                if _is_connection_error(e):
+                if is_connection_error(e):
                     raise _offline(e) from e
                 raise
         return self._entries
@@ -80,7 +81,7 @@ class HubCatalog:
         try:
             return entry_from_info(self.api.dataset_info(dataset_id))
         except Exception as e:  # noqa: BLE001
-            if _is_connection_error(e):
+            if is_connection_error(e):
                 raise _offline(e) from e
             raise DatasetLoadError(f"{dataset_id} is not on the Hub or is private ({type(e).__name__})") from e
 
@@ -94,7 +95,7 @@ class HubCatalog:
         try:
             return datasets.load_dataset(dataset_id, None if config == "default" else config, split=split)
         except Exception as e:  # noqa: BLE001
-            if _is_connection_error(e):
+            if is_connection_error(e):
                 raise _offline(e) from e
             raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(e).splitlines()[0][:200]}") from e
 
@@ -104,6 +105,6 @@ class HubCatalog:
             ds = datasets.load_dataset(dataset_id, None if config == "default" else config, split=split, streaming=True)
             return list(ds.take(n))
         except Exception as e:  # noqa: BLE001
-            if _is_connection_error(e):
+            if is_connection_error(e):
                 raise _offline(e) from e
             raise DatasetLoadError(f"could not stream {dataset_id}: {str(e).splitlines()[0][:200]}") from e
