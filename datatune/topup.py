@@ -82,8 +82,7 @@ def option_count(spec: TaskSpec) -> int:
     return max(2, min(n, 8))
 
 
-def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: list[Row], *, options: int = 0,
-            near: bool = False) -> list[dict]:
+def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: list[Row], *, options: int = 0) -> list[dict]:
     n = len(attributes)
     demo = "\n".join(f"- input: {r.input[:300]}" + ("" if label or options else f"\n  output: {r.output[:200]}") for r in shots)
     longest = max((len(r.input) for r in shots), default=200)
@@ -94,11 +93,8 @@ def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: lis
         want = (f"Write {n} new, different inputs" if n > 1 else "Write one new input") + f" whose correct output is \"{label}\"."
     else:
         want = f"Write {n} new, different inputs, each with its correct output." if n > 1 else "Write one new input with its correct output."
-    if near:  # rows for an example nothing in the set resembles: stay on its subject and form
-        want += (" Each" if n > 1 else " It") + " must be on the same subject as this example and in the same form, in new words."
-        lines = f"The example:\n{demo}\n"
-    else:
-        lines = ("Attributes, one per item: " + "; ".join(attributes) + ".\n") + (f"Examples of the kind of input:\n{demo}\n" if demo else "")
+    attrs = "Attribute: " + attributes[0] if n == 1 else "Attributes, one per item: " + "; ".join(attributes)
+    lines = attrs + ".\n" + (f"Examples of the kind of input:\n{demo}\n" if demo else "")
     return [
         {"role": "system", "content": "You write new, realistic training examples for a task. Never copy an example."},
         {"role": "user", "content": f"Task: {spec.description}\n{want} Keep each input under {min(MAX_INPUT, max(150, 2 * longest))} characters.\n"
@@ -120,7 +116,8 @@ def _jobs(wants: list[str | None], shots_for: list[list[Row]] | None, batch: int
 
 
 def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, attributes: list[str], pool: list[Row],
-             reporter=None, shots_for: list[list[Row]] | None = None, batch: int = 5) -> list[Row]:
+             reporter=None, shots_for: list[list[Row]] | None = None, batch: int = 5,
+             temperatures: tuple[float, float] = (0.7, 1.2)) -> list[Row]:
     """One synthetic row per entry of `wants` (a label, or None for a free row), `batch` rows per LLM call.
 
     Several rows per call share the prompt's cost and let the model keep them apart from each other.
@@ -146,10 +143,11 @@ def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, at
             shots = rng.sample(same, min(2, len(same))) if same else []
         shots = shots or [Row(e.input, e.output) for e in spec.examples[:2]]
         attrs = [attributes[i % len(attributes)] for i in idx]
-        requests.append(_prompt(spec, None if lettered else label, attrs, shots, options=n_options, near=shots_for is not None))
+        requests.append(_prompt(spec, None if lettered else label, attrs, shots, options=n_options))
         item = SyntheticChoice if lettered else SyntheticInput if spec.output_kind == "label" else SyntheticRow
         models.append(batch_model(item, len(idx), wrong=n_options - 1))
-        temps.append(round(0.7 + 0.5 * j / max(1, len(jobs) - 1), 1))  # temperature ramp 0.7 -> 1.2 across requests
+        lo, hi = temperatures
+        temps.append(round(lo + (hi - lo) * j / max(1, len(jobs) - 1), 1))  # temperature ramp across requests
     # requests that share a temperature and a schema run concurrently
     groups: dict[tuple, list[int]] = {}
     for j, t in enumerate(temps):
@@ -211,27 +209,33 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
     if stats is not None:
         stats["example_coverage_before"] = before.to_dict()
     budget = int(options.size * options.synthetic_fraction) - sum(r.method == "synthetic" for r in rows)
-    wants, shots = [], []
-    for i in before.uncovered:
-        e = spec.examples[i]
-        label = e.output if spec.output_kind == "label" and e.output in spec.labels else None
-        for _ in range(before.min_neighbours - before.neighbours[i]):
-            wants.append(label)
-            shots.append([Row(e.input, e.output)])
-    wants, shots = wants[:max(0, budget)], shots[:max(0, budget)]
-    if not wants:
+    if not before.uncovered or budget <= 0:
         if stats is not None:
             stats["example_coverage"] = before.to_dict()
         return rows
     if reporter:
-        reporter.event("topup", message=f"top-up: {len(wants)} synthetic rows near {len(before.uncovered)} uncovered examples")
-    fresh = generate(spec, wants, llm, seed=options.seed + 100, attributes=["the same kind of input and topic as the example, in new words"], pool=rows,
-                     shots_for=shots, batch=1)  # in a batch the 1.5B drifts off the example's subject to vary its rows
-    result = curate(rows + fresh, spec, eval_texts=options.eval_texts, config=CurateConfig(embedding_duplicates=False))
-    survivors = {id(r) for r in result.rows}
-    new = [r for r in fresh if id(r) in survivors]
-    if drops is not None:
-        drops["synthetic_rejected"] += len(fresh) - len(new)
+        reporter.event("topup", message=f"top-up: synthetic rows near {len(before.uncovered)} uncovered examples")
+    new: list[Row] = []
+    for i in before.uncovered:
+        need = min(budget - len(new), before.min_neighbours - before.neighbours[i])
+        if need <= 0:
+            break
+        e = spec.examples[i]
+        label = e.output if spec.output_kind == "label" and e.output in spec.labels else None
+        # twice what is needed, keeping the ones that landed nearest the example: the 1.5B often wanders
+        # off its subject, batched or at higher temperatures more so (hence one row per call, cooler)
+        fresh = generate(spec, [label] * (2 * need), llm, seed=options.seed + 100 + i, pool=rows, shots_for=[[Row(e.input, e.output)]] * (2 * need),
+                         attributes=["the same kind of input and topic as the example, in new words"], batch=1, temperatures=(0.5, 0.8))
+        result = curate(rows + new + fresh, spec, eval_texts=options.eval_texts, config=CurateConfig(embedding_duplicates=False))
+        survivors = {id(r) for r in result.rows}
+        ok = [r for r in fresh if id(r) in survivors]
+        if ok:
+            sims = embedder.encode([r.input for r in ok]) @ embedder.encode([e.input])[0]
+            ok = [ok[j] for j in sorted(range(len(ok)), key=lambda j: -float(sims[j]))]
+        if drops is not None:
+            drops["synthetic_rejected"] += len(fresh) - len(ok)
+            drops["synthetic_further_from_example"] += max(0, len(ok) - need)
+        new += ok[:need]
     # keep --size: each new row replaces a sourced row with the same output, taken from the end
     out = list(rows)
     for r in new:
