@@ -26,7 +26,7 @@ class Attributes(BaseModel):
     attributes: list[str] = Field(min_length=1, max_length=8)
 
 
-MAX_INPUT = 600  # characters; an input the schema cut off at this length is dropped as unfinished
+MAX_INPUT = 600  # characters at most per written input; the limit of a request follows its examples' length
 
 
 class SyntheticInput(BaseModel):
@@ -38,6 +38,23 @@ class SyntheticRow(BaseModel):
     output: str = Field(max_length=300)
 
 
+class Subject(BaseModel):
+    subject: str = Field(max_length=80)
+
+
+def example_subject(example, llm: LLM) -> str:
+    """What an example is about, in a few words: written rows get it as their attribute.
+
+    Shown the example itself, the 1.5B copies it (and the copies fall to the contamination filter);
+    given its subject, it writes new rows on that subject."""
+    msg = (f"Input: {example.input[:400]}\nIn a few words, what kind of text is this input and what is it about? "
+           "For example: 'a review of a kitchen blender' or 'a question about train timetables'.")
+    try:
+        return llm.structured([{"role": "user", "content": msg}], Subject, stage="topup", temperature=0.0).subject.strip() or "the same subject as the example"
+    except InvalidOutput:
+        return "the same subject as the example"
+
+
 class SyntheticChoice(BaseModel):
     """A multiple-choice item as parts: code places the correct option at the letter the gap needs."""
     question: str = Field(max_length=MAX_INPUT)
@@ -45,12 +62,30 @@ class SyntheticChoice(BaseModel):
     wrong: list[str]
 
 
-def batch_model(item: type[BaseModel], n: int, *, wrong: int = 0) -> type[BaseModel]:
-    """The response schema for `n` items at once (`wrong` fixes the wrong-option count of choice items)."""
+def batch_model(item: type[BaseModel], n: int, *, wrong: int = 0, max_chars: int = MAX_INPUT) -> type[BaseModel]:
+    """The response schema for `n` items at once: `wrong` fixes the wrong-option count of choice items,
+    `max_chars` caps each input (the grammar stops a model that would ramble on)."""
+    text = (str, Field(max_length=max_chars))
     if item is SyntheticChoice:
-        item = create_model("SyntheticChoiceItem", __base__=SyntheticChoice,
+        item = create_model("SyntheticChoiceItem", __base__=SyntheticChoice, question=text,
                             wrong=(list[Annotated[str, Field(max_length=200)]], Field(min_length=wrong, max_length=wrong)))
+    else:
+        item = create_model(item.__name__ + "Item", __base__=item, input=text)
     return create_model(f"{item.__name__}Batch", rows=(list[item], Field(min_length=n, max_length=n)))
+
+
+def length_limit(shots: list[Row]) -> int:
+    """Characters a written input may take: twice the longest example shown, within 150..MAX_INPUT."""
+    return min(MAX_INPUT, max(150, 2 * max((len(r.input) for r in shots), default=100)))
+
+
+def finish_sentence(text: str, limit: int) -> str | None:
+    """`text` as written, or, when the length limit cut it off, up to its last full sentence (None if little is left)."""
+    text = text.strip()
+    if len(text) < limit - 5:
+        return text
+    end = max(text.rfind(p) for p in (". ", "! ", "? ", ".\n"))
+    return text[: end + 1] if end >= limit // 3 else None
 
 
 def label_gaps(rows: list[Row], spec: TaskSpec, size: int, *, tolerance: float = 0.1) -> dict[str, int]:
@@ -82,10 +117,10 @@ def option_count(spec: TaskSpec) -> int:
     return max(2, min(n, 8))
 
 
-def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: list[Row], *, options: int = 0) -> list[dict]:
+def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: list[Row], *, options: int = 0,
+            near: bool = False) -> list[dict]:
     n = len(attributes)
     demo = "\n".join(f"- input: {r.input[:300]}" + ("" if label or options else f"\n  output: {r.output[:200]}") for r in shots)
-    longest = max((len(r.input) for r in shots), default=200)
     if options:
         want = (f"Write {n} new, different multiple-choice items. For each give the question without its options, "
                 f"the correct option, and {options - 1} wrong but plausible options.")
@@ -94,10 +129,10 @@ def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: lis
     else:
         want = f"Write {n} new, different inputs, each with its correct output." if n > 1 else "Write one new input with its correct output."
     attrs = "Attribute: " + attributes[0] if n == 1 else "Attributes, one per item: " + "; ".join(attributes)
-    lines = attrs + ".\n" + (f"Examples of the kind of input:\n{demo}\n" if demo else "")
+    lines = attrs + ".\n" + (f"Examples of the kind of input:\n{demo}\n" if demo and not near else "")
     return [
         {"role": "system", "content": "You write new, realistic training examples for a task. Never copy an example."},
-        {"role": "user", "content": f"Task: {spec.description}\n{want} Keep each input under {min(MAX_INPUT, max(150, 2 * longest))} characters.\n"
+        {"role": "user", "content": f"Task: {spec.description}\n{want} Keep each input under {length_limit(shots)} characters.\n"
                                     + lines + "Answer in JSON."},
     ]
 
@@ -134,7 +169,7 @@ def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, at
         letters = [rules.letter(i) for i in range(n_options)]
         wants = [w if w in letters else letters[i % n_options] for i, w in enumerate(wants)]
     jobs = _jobs([None] * len(wants) if lettered else wants, shots_for, max(1, batch))
-    requests, models, temps = [], [], []
+    requests, models, temps, limits = [], [], [], []
     for j, (idx, label) in enumerate(jobs):
         if shots_for is not None:
             shots = shots_for[idx[0]]
@@ -143,17 +178,18 @@ def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, at
             shots = rng.sample(same, min(2, len(same))) if same else []
         shots = shots or [Row(e.input, e.output) for e in spec.examples[:2]]
         attrs = [attributes[i % len(attributes)] for i in idx]
-        requests.append(_prompt(spec, None if lettered else label, attrs, shots, options=n_options))
+        requests.append(_prompt(spec, None if lettered else label, attrs, shots, options=n_options, near=shots_for is not None))
         item = SyntheticChoice if lettered else SyntheticInput if spec.output_kind == "label" else SyntheticRow
-        models.append(batch_model(item, len(idx), wrong=n_options - 1))
+        limits.append(length_limit(shots))
+        models.append(batch_model(item, len(idx), wrong=n_options - 1, max_chars=limits[-1]))
         lo, hi = temperatures
         temps.append(round(lo + (hi - lo) * j / max(1, len(jobs) - 1), 1))  # temperature ramp across requests
     # requests that share a temperature and a schema run concurrently
     groups: dict[tuple, list[int]] = {}
     for j, t in enumerate(temps):
-        groups.setdefault((t, len(jobs[j][0])), []).append(j)
+        groups.setdefault((t, len(jobs[j][0]), limits[j]), []).append(j)
     answers: dict[int, object] = {}
-    for (t, _), js in groups.items():
+    for (t, _, _), js in groups.items():
         got = llm.structured_many([requests[j] for j in js], models[js[0]], stage="topup", temperature=t)
         answers.update(zip(js, got))
     out: list[Row] = []
@@ -162,16 +198,16 @@ def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, at
         if isinstance(a, Exception) or a is None:
             continue
         for want, item in zip([wants[i] for i in idx], a.rows):
-            row = _row(spec, want, item, rng)
+            row = _row(spec, want, item, rng, limits[j])
             if row is not None:
                 out.append(row)
     return out
 
 
-def _row(spec: TaskSpec, want: str | None, item, rng: random.Random) -> Row | None:
+def _row(spec: TaskSpec, want: str | None, item, rng: random.Random, limit: int = MAX_INPUT) -> Row | None:
     if isinstance(item, SyntheticChoice):
-        if len(item.question) >= MAX_INPUT - 5:
-            return None
+        if len(item.question) >= limit - 5:
+            return None  # a question cut off by the length limit
         correct = item.correct.strip()
         wrong = [w.strip() for w in item.wrong]
         if not item.question.strip() or not correct or not all(wrong) or len({correct, *wrong}) < len(wrong) + 1:
@@ -180,9 +216,7 @@ def _row(spec: TaskSpec, want: str | None, item, rng: random.Random) -> Row | No
         at = ord(want) - ord("A")
         options = wrong[:at] + [correct] + wrong[at:]
         return Row(rules.with_choices(item.question.strip(), options), want, method="synthetic")
-    text = item.input.strip()
-    if len(item.input) >= MAX_INPUT - 5:
-        return None  # cut off by the length limit mid-sentence
+    text = finish_sentence(item.input, limit)
     output = want if want is not None else getattr(item, "output", "").strip()
     return Row(text, output, method="synthetic") if text and output else None
 
@@ -225,7 +259,7 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
         # twice what is needed, keeping the ones that landed nearest the example: the 1.5B often wanders
         # off its subject, batched or at higher temperatures more so (hence one row per call, cooler)
         fresh = generate(spec, [label] * (2 * need), llm, seed=options.seed + 100 + i, pool=rows, shots_for=[[Row(e.input, e.output)]] * (2 * need),
-                         attributes=["the same kind of input and topic as the example, in new words"], batch=1, temperatures=(0.5, 0.8))
+                         attributes=[example_subject(e, llm)], batch=1, temperatures=(0.5, 0.8))
         result = curate(rows + new + fresh, spec, eval_texts=options.eval_texts, config=CurateConfig(embedding_duplicates=False))
         survivors = {id(r) for r in result.rows}
         ok = [r for r in fresh if id(r) in survivors]

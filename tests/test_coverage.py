@@ -45,6 +45,9 @@ def test_topup_writes_rows_near_uncovered_examples_and_keeps_the_size(fake_llm):
         props = (schema_of(body) or {}).get("properties", {})
         if "attributes" in props:
             return json.dumps({"attributes": ["short"]})
+        if "subject" in props:
+            assert "phone battery" in last_user(body)  # the uncovered example, asked what it is about
+            return json.dumps({"subject": "a phone review"})
         prompts.append(last_user(body))
         endings = ["the screen is bright", "charging takes minutes", "calls sound crisp", "the camera is sharp"]
         count = iter(range(1000))
@@ -58,7 +61,7 @@ def test_topup_writes_rows_near_uncovered_examples_and_keeps_the_size(fake_llm):
     synthetic = [r for r in out if r.method == "synthetic"]
     assert len(out) == 40 and 1 <= len(synthetic) <= 3
     assert all(r.output == "positive" for r in synthetic)  # the uncovered example's label
-    assert all("phone battery" in p for p in prompts)  # each request shows the uncovered example
+    assert prompts and all("Attribute: a phone review" in p for p in prompts)  # each request names the example's subject
     assert Counter(r.output for r in out) == Counter(r.output for r in rows)  # swapped for sourced rows of the same label
     assert stats["example_coverage_before"]["neighbours"][1] == 0
     assert stats["example_coverage"]["neighbours"][1] == len(synthetic)
