@@ -27,9 +27,9 @@ from .tasks import load_task, score_choices, split_task, write_eval_file, write_
 HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE.parents[1].parent / "shared" / "bigbench" / "datatune"
 ALL_TASKS = ("cause_and_effect", "code_line_description", "elementary_math_qa", "implicatures", "temporal_sequences")
-DEFAULT_SIZE = 60
-DEFAULT_TEST = 100
-DEFAULT_ICL = 40
+DEFAULT_SIZE = 40
+DEFAULT_TEST = 60
+DEFAULT_ICL = 30
 
 
 def slug(name: str) -> str:
