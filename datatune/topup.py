@@ -5,6 +5,11 @@ sources fell short of --size). Generation is label-conditioned (TarGEN) and attr
 (UniGen: attributes the LLM draws from the task and examples, cycled across requests) with a
 temperature ramp for diversity; every synthetic row is deduplicated against everything kept.
 Synthetic rows are `method = synthetic` and capped by --synthetic-fraction.
+
+Rows are asked for several per call (--synthetic-batch): the prompt is paid once and the model keeps
+the rows of one answer apart. Multiple-choice rows come back as parts (question, correct option,
+wrong options) that code lays out, so the answer letter is always right and letters stay balanced.
+Examples the set does not cover get rows on their subject (see coverage.py).
 """
 
 from __future__ import annotations
