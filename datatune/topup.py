@@ -15,6 +15,7 @@ Examples the set does not cover get rows on their subject (see coverage.py).
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from typing import Annotated
 
@@ -127,8 +128,9 @@ def _prompt(spec: TaskSpec, label: str | None, attributes: list[str], shots: lis
     n = len(attributes)
     demo = "\n".join(f"- input: {r.input[:300]}" + ("" if label or options else f"\n  output: {r.output[:200]}") for r in shots)
     if options:
-        want = (f"Write {n} new, different multiple-choice items. For each give the question without its options, "
-                f"the correct option, and {options - 1} wrong but plausible options.")
+        want = (f"Write {n} new, different multiple-choice items. For each give: question (the question or statement, "
+                f"without the options), correct (the full text of the right answer, never a letter), wrong ({options - 1} "
+                f"plausible but wrong answers, full text).")
     elif label:
         want = (f"Write {n} new, different inputs" if n > 1 else "Write one new input") + f" whose correct output is \"{label}\"."
     else:
@@ -209,18 +211,34 @@ def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, at
     return out
 
 
+_BARE_LABEL = re.compile(r"\(?[A-Za-z0-9]\)?[.)]?")
+
+
+def options_only(spec: TaskSpec) -> bool:
+    """Whether the task's items are their options alone (no question above them), as its examples show."""
+    return bool(spec.examples) and all(
+        rules.choice_count(e.input) and rules.choice_count(e.input) == len([x for x in e.input.splitlines() if x.strip()])
+        for e in spec.examples)
+
+
 def _row(spec: TaskSpec, want: str | None, item, rng: random.Random, limit: int = MAX_INPUT) -> Row | None:
     if isinstance(item, SyntheticChoice):
         if len(item.question) >= limit - 5:
             return None  # a question cut off by the length limit
-        correct = item.correct.strip()
-        wrong = [w.strip() for w in item.wrong]
-        if not item.question.strip() or not correct or not all(wrong) or len({correct, *wrong}) < len(wrong) + 1:
+        correct = rules.strip_option_prefix(item.correct)
+        wrong = [rules.strip_option_prefix(w) for w in item.wrong]
+        question = "" if options_only(spec) else item.question.strip()
+        if question and rules.strip_option_prefix(question) in (correct, *wrong):
+            return None  # an option written again as the question
+        if not (question or options_only(spec)) or not correct or not all(wrong) or len({correct, *wrong}) < len(wrong) + 1:
             return None  # an empty or repeated option makes the item ambiguous
+        if any(_BARE_LABEL.fullmatch(o) for o in (correct, *wrong)):
+            return None  # options written as "A"/"B" (or "1"/"2") say nothing
         rng.shuffle(wrong)
         at = ord(want) - ord("A")
         options = wrong[:at] + [correct] + wrong[at:]
-        return Row(rules.with_choices(item.question.strip(), options), want, method="synthetic")
+        text = rules.with_choices(question, options)
+        return Row(text.lstrip("\n"), want, method="synthetic")
     text = finish_sentence(item.input, limit)
     output = want if want is not None else getattr(item, "output", "").strip()
     return Row(text, output, method="synthetic") if text and output else None

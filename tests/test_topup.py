@@ -113,6 +113,8 @@ def test_multiple_choice_rows_put_the_correct_option_at_the_wanted_letter(fake_l
             wrong = [f"wrong {j} of {k}" for j in range(item["wrong"]["maxItems"])]
             if k == 2:
                 wrong[0] = f"right {k}"  # a repeated option makes the item ambiguous: dropped
+            if k == 6:
+                return {"question": "which?", "correct": "A", "wrong": ["B", "C"]}  # letters for options: dropped
             return {"question": f"question {k}?", "correct": f"right {k}", "wrong": wrong}
 
         return fake_rows(body, one)
@@ -121,7 +123,7 @@ def test_multiple_choice_rows_put_the_correct_option_at_the_wanted_letter(fake_l
     ex = [Example(input="Which is red?\nA. sky\nB. blood\nC. grass", output="B")]
     spec = TaskSpec(description="answer questions", output_kind="letter", labels=["A", "B", "C", "D"], examples=ex)
     assert option_count(spec) == 3  # from the example, not from the label list
-    out = generate(spec, [None] * 6, llm, seed=0, attributes=["x"], pool=[], batch=6)
+    out = generate(spec, [None] * 7, llm, seed=0, attributes=["x"], pool=[], batch=7)
     assert len(out) == 5 and Counter(r.output for r in out) == {"A": 2, "B": 2, "C": 1}  # the third (C) was dropped
     for r in out:
         assert rules.choice_count(r.input) == 3
@@ -141,3 +143,17 @@ def test_with_no_fitting_source_a_fully_synthetic_set_needs_fraction_one(catalog
     train = datasets.load_dataset(str(tmp_path / "all"))["train"]
     assert len(train) >= 27 and set(train["method"]) == {"synthetic"}  # a few fake duplicates may be dropped
     assert Counter(train["output"]).keys() == {"positive", "negative", "neutral"} and res.manifest["executed_rows"] == 0
+
+
+def test_items_that_are_their_options_alone_stay_so_and_option_prefixes_are_stripped(fake_llm):
+    from datatune.task import Example
+    from datatune.topup import generate
+
+    def handler(body):
+        return fake_rows(body, lambda item: {"question": "A. It rained.", "correct": "A. It rained.", "wrong": ["B. The picnic was cancelled."]})
+
+    llm, _ = fake_llm(handler)
+    ex = [Example(input="A. The picnic was cancelled.\nB. It rained.", output="B")]
+    spec = TaskSpec(description="which event caused the other", output_kind="letter", labels=["A", "B"], examples=ex)
+    out = generate(spec, ["B"], llm, seed=0, attributes=["x"], pool=[], batch=1)
+    assert [(r.input, r.output) for r in out] == [("A. The picnic was cancelled.\nB. It rained.", "B")]
