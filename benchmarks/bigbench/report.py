@@ -81,8 +81,10 @@ def icl_table(results: list[dict]) -> str | None:
         avg = sum(got) / len(got) if got and len(got) == len(vals) else None
         cells = [f"{v['normalized_score']:.1f} ± {v['normalized_se']:.0f}" if v else "–" for v in vals]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(avg)} |")
-    items = {_short_task(r["task"]): r["config"].get("icl_items") for r in results}
-    lines.append("\nItems per task: " + ", ".join(f"{k} {v}" for k, v in items.items()) + " (the first of the scored subsample); ± is one standard error over items.")
+    items = {_short_task(r["task"]): max((((a.get("icl") or {}).get("score") or {}).get("items", 0) for a in r["arms"].values()), default=0)
+             for r in results}
+    lines.append("\nItems per task: " + ", ".join(f"{k} {v or '– (not run)'}" for k, v in items.items())
+                 + " (the first of the scored subsample); ± is one standard error over items.")
     return "\n".join(lines)
 
 
@@ -93,6 +95,11 @@ def arm_seconds(a: dict) -> float:
     if a.get("arm") == "few-shot":
         return a.get("wall_s") or 0.0
     return sum(a.get(k) or 0.0 for k in ("build_s", "student_s", "metrics_s"))
+
+
+def _shared_path(path: str) -> str:
+    """A task path as the repository sees it (`../shared/...`), whatever folder the run was in."""
+    return "../shared/" + path.split("/shared/", 1)[1] if "/shared/" in path else path
 
 
 def _icl_cell(a: dict) -> str:
@@ -106,7 +113,7 @@ def _icl_cell(a: dict) -> str:
 def detail(r: dict) -> str:
     cfg = r["config"]
     out = [f"### {r['task']}\n",
-           f"`{r['task_path']}`, {r['items']} items; the build is told: *{r['description']}*  ",
+           f"`{_shared_path(r['task_path'])}`, {r['items']} items; the build is told: *{r['description']}*  ",
            f"Examples shown: items {r['split']['examples']}; test set: {r['split']['test_items']} items (all passed as eval_texts); "
            f"scored: {cfg['n_test']} (seed {cfg['seed']}). N = {cfg['size']} rows per arm; student: {cfg['student']} "
            f"({cfg['train']['epochs']} epochs, {cfg['train']['batch_groups']} groups/step, lr {cfg['train']['lr']}).\n",
