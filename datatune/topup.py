@@ -200,12 +200,13 @@ def generate(spec: TaskSpec, wants: list[str | None], llm: LLM, *, seed: int, at
         got = llm.structured_many([requests[j] for j in js], models[js[0]], stage="topup", temperature=t)
         answers.update(zip(js, got))
     out: list[Row] = []
+    bare = lettered and options_only(spec)
     for j, (idx, label) in enumerate(jobs):
         a = answers.get(j)
         if isinstance(a, Exception) or a is None:
             continue
         for want, item in zip([wants[i] for i in idx], a.rows):
-            row = _row(spec, want, item, rng, limits[j])
+            row = _row(spec, want, item, rng, limits[j], bare)
             if row is not None:
                 out.append(row)
     return out
@@ -221,16 +222,17 @@ def options_only(spec: TaskSpec) -> bool:
         for e in spec.examples)
 
 
-def _row(spec: TaskSpec, want: str | None, item, rng: random.Random, limit: int = MAX_INPUT) -> Row | None:
+def _row(spec: TaskSpec, want: str | None, item, rng: random.Random, limit: int = MAX_INPUT, bare: bool = False) -> Row | None:
+    """One written item as a row, or None when it is unusable; `bare`: the task's items are options alone."""
     if isinstance(item, SyntheticChoice):
         if len(item.question) >= limit - 5:
             return None  # a question cut off by the length limit
         correct = rules.strip_option_prefix(item.correct)
         wrong = [rules.strip_option_prefix(w) for w in item.wrong]
-        question = "" if options_only(spec) else item.question.strip()
+        question = "" if bare else item.question.strip()
         if question and rules.strip_option_prefix(question) in (correct, *wrong):
             return None  # an option written again as the question
-        if not (question or options_only(spec)) or not correct or not all(wrong) or len({correct, *wrong}) < len(wrong) + 1:
+        if not (question or bare) or not correct or not all(wrong) or len({correct, *wrong}) < len(wrong) + 1:
             return None  # an empty or repeated option makes the item ambiguous
         if any(_BARE_LABEL.fullmatch(o) for o in (correct, *wrong)):
             return None  # options written as "A"/"B" (or "1"/"2") say nothing

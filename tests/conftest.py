@@ -28,13 +28,18 @@ def isolated_caches(tmp_path_factory, monkeypatch):
         monkeypatch.setenv("DATATUNE_MODEL_DIR", str(Path(constants.HF_HOME).expanduser() / "assets" / "datatune" / "default" / "models"))
 
 
+def require_shared(path: Path, what: str) -> Path:
+    """`path` under ../shared, or a failure in CI (it must be there) and a skip elsewhere."""
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing in CI: ../shared must sit beside the checkout")
+        pytest.skip(f"{path} not found (../shared beside the checkout); {what}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def hub_path() -> Path:
-    if not HUB.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{HUB} is missing in CI: the shared catalog must sit beside the checkout")
-        pytest.skip(f"{HUB} not found (the shared catalog beside the checkout); these tests read real rows from it")
-    return HUB
+    return require_shared(HUB, "these tests read real rows from the shared catalog")
 
 
 @pytest.fixture(scope="session")

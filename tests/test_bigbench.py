@@ -14,7 +14,7 @@ from benchmarks.bigbench.arms import ARMS, BENCHMARK, build_options, no_candidat
 from benchmarks.bigbench.student import TrainConfig, answer_index, groups_from_rows, parse_options
 from benchmarks.bigbench.tasks import Item, load_task, normalized_score, score_choices, split_task
 
-from .conftest import SHARED, fake_rows, schema_of
+from .conftest import SHARED, fake_rows, require_shared, schema_of
 
 TASKS = SHARED / "bigbench" / "datatune"
 CAUSE = TASKS / "cause_and_effect" / "task.json"
@@ -22,13 +22,7 @@ CAUSE = TASKS / "cause_and_effect" / "task.json"
 
 @pytest.fixture(scope="module")
 def tasks_dir() -> Path:
-    if not TASKS.is_dir():
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail(f"{TASKS} is missing in CI")
-        pytest.skip(f"{TASKS} not found (../shared beside the checkout)")
-    return TASKS
+    return require_shared(TASKS, "these tests read the BIG-bench task files")
 
 
 # -- unit: score and split --------------------------------------------------------------------

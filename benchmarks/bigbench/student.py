@@ -67,6 +67,16 @@ def answer_index(output: str, options: list[str]) -> int | None:
     return None
 
 
+def best_per_group(scores: list[float], sizes: list[int]) -> list[int]:
+    """The index of the highest score within each consecutive group of `sizes` scores."""
+    out, pos = [], 0
+    for n in sizes:
+        s = scores[pos:pos + n]
+        out.append(max(range(n), key=s.__getitem__))
+        pos += n
+    return out
+
+
 @dataclass
 class Group:
     input: str
@@ -231,12 +241,7 @@ class CrossEncoderStudent:
         with torch.no_grad():
             for i in range(0, len(pairs), batch_size):
                 scores += self._logits(pairs[i:i + batch_size]).tolist()
-        out, pos = [], 0
-        for it in items:
-            s = scores[pos:pos + len(it.options)]
-            out.append(max(range(len(s)), key=s.__getitem__))
-            pos += len(it.options)
-        return out
+        return best_per_group(scores, [len(it.options) for it in items])
 
 
 class QLoRAStudent:

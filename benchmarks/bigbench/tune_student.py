@@ -17,7 +17,7 @@ from pathlib import Path
 
 from datatune.report import load_built
 
-from .student import CrossEncoderStudent, TrainConfig, groups_from_rows
+from .student import CrossEncoderStudent, TrainConfig, best_per_group, groups_from_rows
 
 SETTINGS = [(4e-5, 3), (1e-4, 5), (2e-4, 5), (1e-4, 10), (5e-5, 10)]
 
@@ -49,12 +49,7 @@ def _choose(st, groups):
     pairs = [(g.input, c) for g in groups for c in g.candidates]
     with torch.no_grad():
         scores = st._logits(pairs).tolist()
-    res, pos = [], 0
-    for g in groups:
-        s = scores[pos:pos + len(g.candidates)]
-        res.append(max(range(len(s)), key=s.__getitem__))
-        pos += len(g.candidates)
-    return res
+    return best_per_group(scores, [len(g.candidates) for g in groups])
 
 
 if __name__ == "__main__":
