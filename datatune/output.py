@@ -90,7 +90,8 @@ def metrics_summary(report: dict) -> dict:
     return out
 
 
-def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[Plan], drops: dict[str, int], usage: dict, metrics: dict | None) -> str:
+def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[Plan], drops: dict[str, int], usage: dict, metrics: dict | None,
+              relevance: dict | None = None) -> str:
     all_rows = [r for rs in rows_by_split.values() for r in rs]
     by_source = Counter((r.source_dataset or "(synthetic)", r.source_config) for r in all_rows)
     lic = {p.dataset: p.license for p in plans}
@@ -115,7 +116,12 @@ def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[P
         parts += ["\n## Labels\n", _table(["label", "rows"], [[lb, dist.get(lb, 0)] for lb in spec.labels])]
     planned = [p for p in plans if not p.reason.startswith("card only")]
     card_only = [p.dataset for p in plans if p.reason.startswith("card only")]
-    parts += ["\n## Plans\n", _table(["rank", "dataset", "config", "plan"], [[p.rank, p.dataset, p.config, plan_summary(p)] for p in planned])]
+    scores = (relevance or {}).get("scores", {})
+    parts += ["\n## Plans\n", _table(["rank", "dataset", "config", "relevance", "plan"],
+                                      [[p.rank, p.dataset, p.config, scores.get(p.key, "-"), plan_summary(p)] for p in planned])]
+    if scores:
+        parts.append(f"\nRelevance: mean cosine (MiniLM) of a source's rows to the task's {relevance['reference']}; "
+                     "a dataset's configs are used nearest first" + (f"; far sources, used only to fill gaps: {', '.join(relevance['weak'])}" if relevance.get("weak") else "") + ".\n")
     if card_only:
         parts.append(f"\nRetrieved but card-only in this catalog (no rows to transform): {', '.join(card_only)}.\n")
     parts += ["\n## Dropped rows\n", _table(["reason", "rows"], [[k, v] for k, v in sorted(drops.items(), key=lambda kv: -kv[1])]) if drops else "None."]
@@ -142,5 +148,5 @@ def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]],
     licenses = sorted({p.license for p in plans if p.keep and any(r.source_dataset == p.dataset for rs in rows_by_split.values() for r in rs)}) or ["unknown"]
     sizes = {s: (data / f"{s}-00000-of-00001.parquet").stat().st_size for s in rows_by_split}
     meta = yaml.safe_dump(card_yaml({s: len(r) for s, r in rows_by_split.items()}, spec, licenses, sizes, {r.method for rs in rows_by_split.values() for r in rs}), sort_keys=False, allow_unicode=True)
-    atomic_write_text(out / "README.md", f"---\n{meta}---\n\n" + card_body(spec, rows_by_split, plans, drops, manifest.get("llm", {}), metrics))
+    atomic_write_text(out / "README.md", f"---\n{meta}---\n\n" + card_body(spec, rows_by_split, plans, drops, manifest.get("llm", {}), metrics, manifest.get("source_relevance")))
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))

@@ -184,7 +184,16 @@ def build(
             pooled, cur_drops = result.rows, result.drops
             drops.update(cur_drops)
         labels = spec.labels if spec.output_kind == "label" else None
-        rows = allocate(pooled, [p.key for p in kept], options, labels)
+        order, weak, relevance_info = [p.key for p in kept], set(), {}
+        if embedder is not None and len(pools) > 1:
+            from .relevance import source_relevance
+
+            relevance = source_relevance(pools, spec, embedder)
+            order, weak = relevance.order(order), set(relevance.weak)
+            relevance_info = relevance.to_dict()
+            if weak:
+                rep.event("relevance", message=f"far from the {relevance.reference}, used only to fill gaps: " + ", ".join(relevance.weak), relevance=relevance_info)
+        rows = allocate(pooled, order, options, labels, weak=weak)
     # 5b. verify labels (on the chosen rows only: the budget goes where it counts) ------------
     verification: dict = {}
     if options.verify != "off":
@@ -219,6 +228,7 @@ def build(
         "rows": {s: len(r) for s, r in splits.items()},
         "executed_rows": executed_rows,
         "timings_s": timings,
+        "source_relevance": relevance_info,
         "llm": llm.usage.to_dict(),
         "wall_s": round(time.time() - started, 2),
     }
@@ -379,15 +389,18 @@ def _llm_rows(plan: Plan, rows: list[Row], llm: LLM, rep, run: RunDir, drops: Co
     return out
 
 
-def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: list[str] | None = None) -> list[Row]:
-    """Fill --size in ranking order with a per-source cap, balanced across labels when there are labels.
+def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: list[str] | None = None,
+             weak: set[str] | frozenset = frozenset()) -> list[Row]:
+    """Fill --size in `order` with a per-source cap, balanced across labels when there are labels.
 
-    A label short of its share stays short here: the top-up stage fills it (or `fill_rest` does).
+    `weak` sources (far from the task, see `relevance`) get no capped share: they fill only what the
+    others leave. A label short of its share stays short here: the top-up stage fills it (or
+    `fill_rest` does).
     """
     by_source: dict[str, list[Row]] = {k: [] for k in order}
     for r in rows:
         by_source.setdefault(f"{r.source_dataset}:{r.source_config}", []).append(r)
-    n_sources = len({k.split(":")[0] for k in order if by_source.get(k)})
+    n_sources = len({k.split(":")[0] for k in order if by_source.get(k) and k not in weak})
     cap = source_cap(options, n_sources)
     quotas = {None: options.size}
     if labels:
@@ -401,6 +414,8 @@ def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: l
         for strict in (True, False):  # first within each source's cap, then from whatever is left
             for k in order:
                 ds_name = k.split(":")[0]
+                if strict and k in weak:
+                    continue
                 for r in by_source.get(k, []):
                     if picked >= quota or (strict and got[ds_name] >= label_cap):
                         break
