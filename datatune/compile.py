@@ -68,10 +68,10 @@ def class_names(features: datasets.Features | None, column: str) -> list[str] | 
         return None
     f = features[root(column)]
     if isinstance(f, datasets.ClassLabel):
-        return list(f.names)
+        return [str(n) for n in f.names]  # real 2022 cards have integer names ({0: 0, 1: 1})
     inner = getattr(f, "feature", None)
     if isinstance(inner, datasets.ClassLabel):
-        return list(inner.names)
+        return [str(n) for n in inner.names]
     return None
 
 
@@ -98,6 +98,8 @@ class RowMapper:
             refs += p.choices.options
         if p.output and p.output.column:
             refs.append(p.output.column)
+        if p.output:
+            refs += list(p.output.options) + ([p.output.option_keys] if p.output.option_keys else [])
         return refs + list(p.drop_if_missing)
 
     # -- input ------------------------------------------------------------------------------
@@ -169,11 +171,61 @@ class RowMapper:
 
             return label_map
 
+        keys_path = parse_path(out.option_keys) if out.option_keys else None
+
+        def option_index(row, v) -> int | None:
+            """The 0-based option an answer value points at (an index, a letter, a key, or an option's text)."""
+            if keys_path is not None:
+                keys = get_path(row, keys_path)
+                if isinstance(keys, list) and render(v).strip() in [render(k).strip() for k in keys]:
+                    return [render(k).strip() for k in keys].index(render(v).strip())
+                return None
+            if isinstance(v, bool):
+                return None
+            if isinstance(v, int):
+                if labels and 0 <= v < len(labels) and labels[v].strip().lstrip("-").isdigit():
+                    return int(labels[v]) - out.index_base
+                return v - out.index_base
+            s = render(v).strip()
+            if len(s) == 1 and s.isalpha():
+                return ord(s.upper()) - ord("A")
+            if s.lstrip("-").isdigit():
+                return int(s) - out.index_base
+            return None
+
+        if out.kind == "choice_text":
+            opt_paths = [parse_path(o) for o in out.options]
+
+            def choice_text(row):
+                v = get_path(row, path)
+                if v is MISSING or v is None or v == -1 or v == "":
+                    return None, "no_label"
+                if len(opt_paths) == 1:
+                    opts = get_path(row, opt_paths[0])
+                    opts = opts if isinstance(opts, list) else []
+                else:
+                    opts = [get_path(row, p) for p in opt_paths]
+                i = option_index(row, v)
+                if i is None or not 0 <= i < len(opts):
+                    return None, "answer_not_an_option"
+                text = render(opts[i]).strip()
+                return (text, None) if text else (None, "empty_output")
+
+            return choice_text
+
         if out.kind == "choice_letter":
+            case = str.lower if out.lowercase else str.upper
+
             def choice_letter(row):
                 v = get_path(row, path)
                 if v is MISSING or v is None or v == -1:
                     return None, "no_label"
+                if keys_path is not None:
+                    i = option_index(row, v)
+                    return (case(rules.letter(i)), None) if i is not None and i >= 0 else (None, "answer_not_an_option")
+                if isinstance(v, int) and out.index_base:
+                    i = option_index(row, v)
+                    return (case(rules.letter(i)), None) if i is not None and i >= 0 else (None, "answer_not_an_option")
                 if isinstance(v, int):
                     if labels and 0 <= v < len(labels) and len(labels[v]) == 1 and labels[v].isalpha():
                         return labels[v].upper(), None
@@ -184,13 +236,17 @@ class RowMapper:
                 if len(s) == 1 and s.isalpha():
                     return s.upper(), None
                 if s.isdigit():
-                    return rules.letter(int(s)), None
+                    return rules.letter(int(s) - out.index_base), None
                 opts = self._options(row) if self.plan.choices else []
                 if s in opts:
                     return rules.letter(opts.index(s)), None
                 return None, "answer_not_an_option"
 
-            return choice_letter
+            def cased_letter(row):
+                letter, why = choice_letter(row)
+                return (case(letter) if letter else letter), why
+
+            return cased_letter
 
         extract = out.extract
 

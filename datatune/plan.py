@@ -22,13 +22,18 @@ PLAN_VERSION = 1
 class OutputRule(BaseModel):
     """How a row's `output` is derived."""
 
-    kind: Literal["column", "label_map", "choice_letter", "llm"]
+    kind: Literal["column", "label_map", "choice_letter", "choice_text", "llm"]
     column: str | None = None  # field path of the answer
     extract: Literal["none", "marker", "boxed", "last_number"] = "none"
     marker: str | None = None  # for extract == "marker"
     number: bool = False  # normalise the result as a number ("1,000" -> "1000")
     label_map: dict[str, str] = Field(default_factory=dict)  # source label name -> target label
     instruction: str | None = None  # for kind == "llm": what the model writes per row
+    # choice_letter / choice_text: `column` holds the answer as an index, a letter or an option key
+    option_keys: str | None = None  # path of the options' keys ('choices.label'): the answer is looked up there
+    options: list[str] = Field(default_factory=list)  # choice_text: the option paths whose text is the output
+    index_base: Literal[0, 1] = 0  # choice_text / choice_letter with numbers: '1' is the first option when 1
+    lowercase: bool = False  # choice_letter: 'a'..'e', as the task's examples write them
 
 
 class Choices(BaseModel):

@@ -9,6 +9,7 @@ split. A failed validation re-asks the model with the errors (bounded), then rej
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from pydantic import BaseModel, create_model
 
 from . import rules
 from .catalog.base import ConfigInfo, DatasetEntry
-from .compile import class_names, compile_plan, parse_path, render, root
-from .labels import match_labels
+from .compile import class_names, compile_plan, get_path, parse_path, render, root
+from .labels import check_label_map, match_labels, propose_label_map
 from .llm import LLM, InvalidOutput
 from .model_derive import derive_with_model
 from .plan import Choices, OutputRule, Plan
@@ -72,7 +73,7 @@ def clip(value: str, n: int = 160) -> str:
 def describe_columns(config: ConfigInfo) -> str:
     lines = []
     for f in config.features:
-        extra = f" (classes: {', '.join(f.labels[:12])})" if f.labels else ""
+        extra = f" (classes: {', '.join(map(str, f.labels[:12]))})" if f.labels else ""
         lines.append(f"- {f.name}: {f.dtype}{extra}")
     return "\n".join(lines)
 
@@ -116,12 +117,47 @@ def _answer_path(column: str, features: datasets.Features) -> str:
     return column
 
 
-def derive_output(spec: TaskSpec, column: str, features: datasets.Features, sample: list[dict], inputs: list[str]) -> tuple[OutputRule | None, Choices | None, list[str], str]:
-    """The output rule (and option rendering) for the chosen answer column, or a reason to reject."""
+def _is_list(f) -> bool:
+    return isinstance(f, (datasets.Sequence, list)) or isinstance(f, getattr(datasets, "List", ()))
+
+
+def find_options(features: datasets.Features, answer: str, prefer: list[str]) -> tuple[list[str], str | None]:
+    """Where a row's answer options are: one list column, a struct's `text` list (with its `label`
+    keys), or string columns named stem + number/letter (sol1/sol2, answerA..answerC); ([], None) if none.
+
+    Columns the model listed (`prefer`) come first; the answer column is never an option.
+    """
+    names = [c for c in prefer if root(c) in features] + [c for c in features if c not in prefer]
+    for c in dict.fromkeys(root(c) for c in names):
+        if c == root(answer):
+            continue
+        f = features[c]
+        if isinstance(f, dict) and "text" in f and _is_list(f["text"]):
+            keys = f"{c}.label" if "label" in f and _is_list(f["label"]) else None
+            return [f"{c}.text"], keys
+        if _is_list(f) and isinstance(getattr(f, "feature", None), datasets.Value) and f.feature.dtype in ("string", "large_string"):
+            return [c], None
+    numbered = numbered_columns(features, len(class_names(features, answer) or []))
+    return [c for c in numbered if c != root(answer)], None
+
+
+def _index_base(values: list[str], n_options: int) -> int:
+    """1 when the answers count options from 1 (social_i_qa's '1'..'3'), else 0."""
+    nums = [int(v) for v in values if v.strip().lstrip("-").isdigit()]
+    return 1 if nums and min(nums) >= 1 and max(nums) == n_options else 0
+
+
+def derive_output(spec: TaskSpec, column: str, features: datasets.Features, sample: list[dict], inputs: list[str],
+                  label_map: dict[str, str] | None = None) -> tuple[OutputRule | None, Choices | None, list[str], str]:
+    """The output rule (and option rendering) for the chosen answer column, or a reason to reject.
+
+    `label_map` is the label matching already done for a label task (code and checked LLM pairs);
+    without it, code matches the names here.
+    """
     labels = class_names(features, column)
     values = [render(r.get(root(column))) for r in sample]
     f = features.get(root(column))
-    is_seq = isinstance(f, (datasets.Sequence, list)) or isinstance(f, getattr(datasets, "List", ()))
+    is_seq = _is_list(f)
 
     if spec.output_kind == "tags" or (labels and is_seq):
         if not (labels and is_seq):
@@ -136,31 +172,34 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
         source = labels if labels else sorted({v.strip() for v in values if v.strip()})
         if not labels and len(source) > 20:
             return None, None, inputs, f"{column} is free text, not a label"
-        mapping = match_labels(source, spec.labels)
+        mapping = label_map if label_map is not None else match_labels(source, spec.labels, spec.label_meanings)
         covered = set(mapping.values())
-        if len(covered) < min(2, len(spec.labels)):
-            return None, None, inputs, f"labels of {column} ({', '.join(source[:8])}) don't match the task's ({', '.join(spec.labels)})"
+        need = max(2, math.ceil(len(spec.labels) / 2)) if len(spec.labels) >= 2 else 1
+        if len(covered) < min(need, len(spec.labels)):
+            what = f"only {sorted(covered)} of" if covered else "none of"
+            return None, None, inputs, f"labels of {column} ({', '.join(source[:8])}) give {what} the task's labels ({', '.join(spec.labels)})"
         return OutputRule(kind="label_map", column=column, label_map=mapping), None, inputs, ""
 
+    options, keys = find_options(features, column, inputs)
     if spec.output_kind == "letter":
-        list_cols = [c for c in inputs if isinstance(features.get(root(c)), (datasets.Sequence, list)) or isinstance(features.get(root(c)), getattr(datasets, "List", ()))]
-        others = [c for c in inputs if c not in list_cols and c != column]
-        if list_cols:
-            choices = Choices(options=[list_cols[0]])
-            question = [c for c in others]
-        elif numbered := numbered_columns(features, len(labels) if labels else 0):
-            # option columns share a stem and differ by a number (choice1/choice2, sol1/sol2): taken
-            # from the schema in numeric order, whichever order (or subset) the model listed them in
-            choices = Choices(options=numbered, strip_prefixes=False)
-            question = [c for c in others if c not in numbered]
-        elif labels and len(labels) >= 2 and len(others) > len(labels):
-            choices = Choices(options=others[-len(labels):], strip_prefixes=False)
-            question = others[: -len(labels)]
-        else:
-            return None, None, inputs, "no answer options among the input columns"
+        if not options:
+            return None, None, inputs, "no answer options in the dataset"
+        question = [c for c in inputs if root(c) != root(column) and root(c) not in {root(o) for o in options}]
         if not question:
             return None, None, inputs, "no question column besides the options"
-        return OutputRule(kind="choice_letter", column=column), choices, question, ""
+        choices = Choices(options=options, strip_prefixes=len(options) == 1)
+        base = 0 if keys else _index_base(values, len(options) if len(options) > 1 else max(2, len(labels or [])))
+        return OutputRule(kind="choice_letter", column=column, option_keys=keys, index_base=base, lowercase=spec.lowercase_letters), choices, question, ""
+
+    index_like = bool(labels) or (bool(values) and all(v.strip().lstrip("-").isdigit() or (len(v.strip()) == 1 and v.strip().isalpha()) for v in values if v.strip()))
+    if spec.output_kind in ("text", "span", "code") and index_like and options:
+        # the answer is an option's index or letter: the output is that option's text (piqa, cosmos_qa)
+        question = [c for c in inputs if root(c) != root(column) and root(c) not in {root(o) for o in options}]
+        if not question:
+            return None, None, inputs, "no question column besides the options"
+        n = len(options) if len(options) > 1 else 4
+        base = 0 if keys else _index_base(values, n)
+        return OutputRule(kind="choice_text", column=column, options=options, option_keys=keys, index_base=base), None, question, ""
 
     if labels:
         return None, None, inputs, f"{column} is a class label, the task wants {spec.output_kind}"
@@ -174,21 +213,26 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
         return OutputRule(kind="column", column=column, number=True), None, inputs, ""
 
     if spec.output_kind == "span":
+        if options and root(column) in {root(o) for o in options}:
+            return None, None, inputs, f"{column} holds answer options, not a span of a passage"
+        # option columns rendered into the input would let a letter or option pass as a 'span'
+        inputs = [c for c in inputs if root(c) not in {root(o) for o in options}]
         return OutputRule(kind="column", column=_answer_path(column, features)), None, inputs, ""
 
     return OutputRule(kind="column", column=column), None, inputs, ""
 
 
 def numbered_columns(features: datasets.Features, n: int = 0) -> list[str]:
-    """The largest group of string columns named stem + number (`choice1`, `choice2`), in numeric order.
+    """The largest group of string columns named stem + number or letter (`choice1`, `answerA`), in order.
 
     With `n`, only a group of exactly `n` columns (one per class of the answer) counts.
     """
-    groups: dict[str, list[tuple[int, str]]] = {}
+    groups: dict[str, list[tuple[str, str]]] = {}
     for name, f in features.items():
-        m = re.fullmatch(r"(.*?[A-Za-z_])(\d+)", name)
+        m = re.fullmatch(r"(.*?[a-z_])(\d+|[A-E])", name)
         if m and isinstance(f, datasets.Value) and f.dtype in ("string", "large_string"):
-            groups.setdefault(m.group(1), []).append((int(m.group(2)), name))
+            key = m.group(2).zfill(4) if m.group(2).isdigit() else m.group(2)
+            groups.setdefault(m.group(1) + ("#" if m.group(2).isdigit() else "@"), []).append((key, name))
     fits = [sorted(g) for g in groups.values() if len(g) >= 2 and (not n or len(g) == n)]
     return [name for _, name in max(fits, key=len)] if fits else []
 
@@ -197,6 +241,7 @@ def validate(plan: Plan, spec: TaskSpec, features: datasets.Features, sample: li
     """Run the compiled plan on real rows; the errors that break the spec (empty when it's good)."""
     mapper = compile_plan(plan, features)
     results = [mapper.map_row(r) for r in sample]
+    kept_rows = [r for r, (_, _, reason) in zip(sample, results) if reason is None]
     kept = [(i, o) for i, o, reason in results if reason is None]
     n = len(results)
     checks = {"rows_checked": n, "rows_kept": len(kept), "drops": {}}
@@ -220,11 +265,22 @@ def validate(plan: Plan, spec: TaskSpec, features: datasets.Features, sample: li
         checks["labels_covered"] = sorted(set(outs) & set(spec.labels))
         if len(checks["labels_covered"]) < min(2, len(spec.labels)):
             errors.append(f"outputs cover only {checks['labels_covered']} of {spec.labels}")
+        labelled = len(kept) + checks["drops"].get("label_unmapped", 0)
+        checks["mapped_share"] = round(len(kept) / max(1, labelled), 3)
+        if checks["mapped_share"] < 0.5:
+            # TREC's 'ENTY:sport' and 'ENTY:techmeth' name two news topics, but most questions map to none
+            errors.append(f"only {checks['mapped_share']:.0%} of its labelled rows have a label the task knows")
+        missing = [lb for lb in spec.labels if lb not in checks["labels_covered"]]
+        if missing:
+            checks["labels_missing"] = missing
     elif spec.output_kind == "number":
         s = share(lambda io: rules.is_number(io[1]))
         checks["numeric_share"] = round(s, 3)
         if s < 0.95:
             errors.append(f"only {s:.0%} of outputs are numbers")
+        if len(kept) >= 50 and len(set(outs)) <= 10:
+            # QuAIL's correct_answer_id is a number too: an option index or class id, not an answer
+            errors.append(f"its {len(kept)} answers take only {len(set(outs))} values: an index or class id, not a numeric answer")
     elif spec.output_kind == "letter":
         s = share(lambda io: len(io[1]) == 1 and io[1].isalpha())
         if s < 0.95:
@@ -237,7 +293,17 @@ def validate(plan: Plan, spec: TaskSpec, features: datasets.Features, sample: li
         if s < 0.95:
             errors.append(f"only {s:.0%} of rows have one tag per token")
     elif spec.output_kind == "span":
-        s = share(lambda io: io[1] in io[0])
+        # a span of the passage itself: the longest input field, not rendered options or a letter found in them
+        def passage(row: dict) -> str:
+            vals = [render(get_path(row, parse_path(c))) for c in plan.input_columns]
+            return max(vals, key=len) if vals else ""
+
+        spans = [o for (_, o), r in zip(kept, kept_rows) if len(o.strip()) >= 2 and o in passage(r) and o.strip() != passage(r).strip()]
+        s = len(spans) / len(kept)
+        if plan.choices is not None:
+            errors.append("a span task takes no answer options")
+        if len(set(outs)) < 0.5 * len(outs):
+            errors.append(f"its {len(outs)} answers take only {len(set(outs))} values, not spans of a passage")
         checks["span_share"] = round(s, 3)
         if s < 0.95:
             errors.append(f"only {s:.0%} of outputs are spans of the input")
@@ -262,6 +328,61 @@ def drop_leaks(inputs: list[str], plan: Plan, features, sample: list[dict]) -> t
     return [c for c in inputs if c not in leaked], leaked
 
 
+def _label_need(spec: TaskSpec) -> int:
+    """How many of the task's labels a source must fill: at least two, and at least half of them."""
+    return min(len(spec.labels), max(2, math.ceil(len(spec.labels) / 2)))
+
+
+def _opaque(label: str) -> bool:
+    """A label that is a code rather than a word: '0', 'HUM', 'ENTY:sport', 'not_equivalent'."""
+    t = str(label).strip()
+    return t.lstrip("-").isdigit() or (t.isupper() and len(t) <= 5) or "_" in t or ":" in t
+
+
+def _row_text(row: dict, skip: str) -> str:
+    return "\n".join(f"{k}: {clip(render(v), 300)}" for k, v in row.items() if k != skip and isinstance(v, (str, list)) and render(v).strip())
+
+
+def label_map_for(spec: TaskSpec, column: str, features: datasets.Features, sample: list[dict], llm: LLM | None, *,
+                  seed: int = 0) -> tuple[dict[str, str], dict]:
+    """Source label -> task label for one column: code first (names, stems, negation, the definition's
+    meanings), then, while task labels stay uncovered, the LLM's proposal, kept only where blind LLM
+    labels of that label's rows agree with it. Returns the map and what the check found."""
+    names = class_names(features, column)
+    if names is None:
+        names = sorted({render(r.get(root(column))).strip() for r in sample if render(r.get(root(column))).strip()})
+        if len(names) > 20:
+            return {}, {}
+    mapping = match_labels(names, spec.labels, spec.label_meanings)
+    if llm is None or len(set(mapping.values())) == len(spec.labels) or len(names) > 16:
+        return mapping, {}
+    # the LLM is asked only where names can't be read as words: codes (HUM, ENTY:sport, 0/1, not_equivalent),
+    # labels the definition explains, or a partial match; 'World'/'Sports' against 'positive'/'negative' differ in meaning
+    if not (mapping or spec.label_meanings or any(_opaque(x) for x in [*names, *spec.labels])):
+        return mapping, {}
+    unmatched = [n for n in names if n not in mapping]
+    if not unmatched:
+        return mapping, {}
+    try:
+        proposed = propose_label_map(llm, spec, names, column, known=mapping)
+    except InvalidOutput:
+        return mapping, {"proposed": {}, "error": "no valid label map from the LLM"}
+    proposed = {k: v for k, v in proposed.items() if k not in mapping and (v not in mapping.values() or v in proposed.values())}
+    if not proposed:
+        return mapping, {"proposed": {}}
+    by_label: dict[str, list[str]] = {}
+    for r in sample:
+        v = r.get(root(column))
+        name = names[v] if isinstance(v, int) and class_names(features, column) and 0 <= v < len(names) else render(v).strip()
+        if name in proposed:
+            by_label.setdefault(name, []).append(_row_text(r, root(column)))
+    try:
+        check = check_label_map(llm, spec, proposed, by_label, seed=seed)
+    except InvalidOutput:
+        return mapping, {"proposed": proposed, "error": "the blind label check got no valid answer"}
+    return {**mapping, **check.confirmed}, check.to_dict()
+
+
 def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: LLM, max_reasks: int = 1, seed: int = 0,
                    mode: PlannerMode = "hybrid") -> Plan:
     """A validated plan for one (dataset, config), or a reject with its reason.
@@ -276,12 +397,22 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
     sample = sample_rows(ds, seed=seed)
     if not sample:
         return reject(c, "no rows")
+    label_maps: dict[str, dict[str, str]] = {}  # label column -> source label -> task label
+    label_checks: dict[str, dict] = {}  # label column -> what the LLM proposed and the blind check found
     if spec.is_classification and spec.output_kind == "label":
         label_cols = [col for col in columns if class_names(features, col)]
-        if label_cols and not any(len(set(match_labels(class_names(features, col) or [], spec.labels).values())) >= min(2, len(spec.labels)) for col in label_cols) \
-                and not any(isinstance(features[col], datasets.Value) and features[col].dtype == "string" and len({render(r[col]) for r in sample}) <= 20 for col in columns):
-            names = ", ".join(class_names(features, label_cols[0]) or [])
-            return reject(c, f"its labels ({names}) don't match the task's ({', '.join(spec.labels)})")
+        string_labels = any(isinstance(features[col], datasets.Value) and features[col].dtype == "string"
+                            and len({render(r[col]) for r in sample}) <= 20 for col in columns)
+        if label_cols and not string_labels:
+            for col in label_cols:
+                label_maps[col], info = label_map_for(spec, col, features, sample, llm, seed=seed)
+                if info:
+                    label_checks[col] = info
+            if not any(len(set(m.values())) >= _label_need(spec) for m in label_maps.values()):
+                names = ", ".join(class_names(features, label_cols[0]) or [])
+                got = max((sorted(set(m.values())) for m in label_maps.values()), key=len, default=[])
+                return reject(c, f"its labels ({names}) don't match the task's ({', '.join(spec.labels)})"
+                              + (f": they give only {got}" if got else ""), label_check=label_checks)
     Choice = column_choice_model(columns)
     errors = ""
     last: Plan | None = None
@@ -306,7 +437,12 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
             if why.startswith("the planner rejected it"):
                 return reject(c, why, input_columns=inputs, output_column=choice.output_column)
         else:
-            rule, choices, inputs, why = derive_output(spec, choice.output_column, features, sample, inputs)
+            lm = label_maps.get(choice.output_column)
+            if lm is None and spec.output_kind == "label":
+                lm, info = label_map_for(spec, choice.output_column, features, sample, llm, seed=seed)
+                if info:
+                    label_checks[choice.output_column] = info
+            rule, choices, inputs, why = derive_output(spec, choice.output_column, features, sample, inputs, label_map=lm)
         if rule is None:
             errors = why
             last = reject(c, why, input_columns=inputs, output_column=choice.output_column)
@@ -315,7 +451,7 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
             dataset=c.entry.id, config=c.config.name, splits=list(c.config.splits) or ["train"], keep=True,
             roles={col: ("output" if col == choice.output_column else "input" if col in inputs or (choices and col in choices.options) else "irrelevant") for col in columns},
             input_columns=inputs, input_template=template, choices=choices, output=rule, license=c.entry.license, rank=c.rank,
-            checks={"planner_mode": mode},
+            checks={"planner_mode": mode, **({"label_check": label_checks[choice.output_column]} if choice.output_column in label_checks else {})},
         )
         if len(inputs) > 1:
             inputs, leaked = drop_leaks(inputs, plan, features, sample)

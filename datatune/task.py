@@ -30,6 +30,10 @@ class TaskSpec(BaseModel):
     language: str = "en"  # ISO 639-1 code of the rows' language
     input_format: str = ""
     output_format: str = ""
+    # what a label stands for when the definition says so ('0' -> 'World', '1' -> 'grammatical'):
+    # label matching reads these as well as the label strings
+    label_meanings: dict[str, str] = Field(default_factory=dict)
+    lowercase_letters: bool = False  # letter answers written 'a'..'e', as the user's examples do
 
     @property
     def is_classification(self) -> bool:
