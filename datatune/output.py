@@ -5,22 +5,43 @@
     plans.json     every plan, re-executable with `datatune apply`
     manifest.json  versions, seed, timings, LLM usage
 
-`datasets.load_dataset(folder)` loads it; `huggingface_hub.upload_folder` publishes it unchanged.
+`datasets.load_dataset(folder)` loads it; `datatune push` publishes exactly these files. What is written is
+recorded in the run state (.datatune/outputs.json), so `--overwrite` removes only that.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
 
+from .errors import ConfigError
 from .plan import Plan, save_plans
 from .records import SCHEMA, Row, rows_to_table
+from .rundir import record_outputs
 from .task import TaskSpec
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
+_SECRET_PARAM = re.compile(r"(?i)([?&;][^=&#\s]*(?:key|token|secret|passw|pwd|sig|auth|credential|session)[^=&#\s]*=)[^&#\s]*")
+
+
+def scrub_secrets(obj):
+    """`obj` with credentials taken out of every URL in it: user:password@ and secret-looking query values.
+
+    `--base-url http://user:pass@host/v1?api_key=...` must not reach manifest.json (which is published).
+    """
+    if isinstance(obj, str):
+        return _SECRET_PARAM.sub(r"\1REDACTED", _USERINFO.sub(r"\1", obj)) if "://" in obj or "?" in obj else obj
+    if isinstance(obj, dict):
+        return {k: scrub_secrets(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [scrub_secrets(v) for v in obj]
+    return obj
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -139,9 +160,15 @@ def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]],
                  manifest: dict, metrics: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
+    if data.is_symlink() or (out / "plots").is_symlink():
+        raise ConfigError(f"{out}/{'data' if data.is_symlink() else 'plots'} is a symlink; datatune writes only into real folders: choose another --out")
     data.mkdir(exist_ok=True)
-    for old in data.glob("*.parquet"):
-        old.unlink()
+    for old in data.glob("*-?????-of-?????.parquet"):  # the splits of an earlier run (nothing else)
+        if not old.is_symlink():
+            old.unlink()
+    written = [f"data/{split}-00000-of-00001.parquet" for split in rows_by_split]
+    record_outputs(out, [*written, "plans.json", "README.md", "manifest.json",
+                         *(f"plots/{f}" for f in ((metrics or {}).get("plots") or {}).values())])
     for split, rows in rows_by_split.items():
         write_parquet(data / f"{split}-00000-of-00001.parquet", rows)
     save_plans(out / "plans.json", spec, plans)
@@ -149,4 +176,4 @@ def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]],
     sizes = {s: (data / f"{s}-00000-of-00001.parquet").stat().st_size for s in rows_by_split}
     meta = yaml.safe_dump(card_yaml({s: len(r) for s, r in rows_by_split.items()}, spec, licenses, sizes, {r.method for rs in rows_by_split.values() for r in rs}), sort_keys=False, allow_unicode=True)
     atomic_write_text(out / "README.md", f"---\n{meta}---\n\n" + card_body(spec, rows_by_split, plans, drops, manifest.get("llm", {}), metrics, manifest.get("source_relevance")))
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
+    atomic_write_text(out / "manifest.json", json.dumps(scrub_secrets(json.loads(json.dumps(manifest, default=str))), indent=2))

@@ -2,6 +2,8 @@
 
 `datatune eval DIR` recomputes the quality measures; `datatune report DIR --html` renders the card
 (tables, plans, drops, metrics, LLM usage) as one self-contained HTML page with the plots inlined.
+The card holds text from datasets and the task description: raw HTML in it is escaped, never passed
+through, and only the plots datatune wrote under the folder's plots/ are inlined.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from .errors import CatalogError
+from .output import atomic_write_text
 from .plan import load_plans
 from .records import Row, table_to_rows
+from .rundir import KNOWN_OUTPUTS, RunDir, record_outputs
 from .task import TaskSpec
 
 
@@ -39,8 +43,27 @@ def evaluate_folder(folder: Path, *, embedder=None, sample: int = 1000) -> dict:
     if manifest.is_file():
         drops = (json.loads(manifest.read_text()).get("quality") or {}).get("drops") or {}
     report = quality_report(rows, spec, embedder=embedder, drops=drops, plots_dir=Path(folder) / "plots", sample=sample, embed_sample=sample)
-    (Path(folder) / "quality.json").write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_text(Path(folder) / "quality.json", json.dumps(report, indent=2, default=str))
+    record_outputs(folder, ["quality.json", *(f"plots/{f}" for f in (report.get("plots") or {}).values())])
     return report
+
+
+def datatune_plots(folder: Path) -> set[str]:
+    """Names of the plots datatune wrote in folder/plots (per the manifest and the run's record)."""
+    folder = Path(folder)
+    names: set[str] = set()
+    for f in ("manifest.json", "quality.json"):
+        try:
+            doc = json.loads((folder / f).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        plots = (doc.get("quality") or {}).get("plots") if f == "manifest.json" else doc.get("plots")
+        if isinstance(plots, dict):
+            names |= {v for v in plots.values() if isinstance(v, str)}
+    names |= {r.split("/", 1)[1] for r in (RunDir(folder).read_json("outputs.json") or []) if isinstance(r, str) and r.startswith("plots/")}
+    if not names:  # a folder written before plots were recorded: datatune's own plot names
+        names = {r.split("/", 1)[1] for r in KNOWN_OUTPUTS if r.startswith("plots/")}
+    return {n for n in names if n.lower().endswith(".png") and "/" not in n and "\\" not in n and n not in (".", "..")}
 
 
 _PAGE = """<!doctype html>
@@ -70,16 +93,21 @@ def render_html(folder: Path) -> Path:
     m = re.match(r"^---\n(.*?)\n---\n", text, re.S)
     if m:
         meta, text = m.group(1), text[m.end():]
-    body = MarkdownIt("commonmark").enable("table").render(text)
+    # html off: a <script> in a description, licence or label is shown as text, not run
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    plots_dir = folder / "plots"
+    allowed = datatune_plots(folder) if plots_dir.is_dir() and not plots_dir.is_symlink() else set()
 
     def inline(match: re.Match) -> str:
-        src = match.group(1)
-        p = folder / src
-        if p.is_file() and p.suffix.lower() == ".png":
+        src = html.unescape(match.group(1))
+        name = src[len("plots/"):] if src.startswith("plots/") else None
+        p = plots_dir / name if name in allowed else None
+        if p is not None and p.is_file() and not p.is_symlink():
             return f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"'
         return match.group(0)
 
-    body = re.sub(r'src="([^"]+)"', inline, body)
+    body = re.sub(r'(?<=<img )src="([^"]*)"', inline, body)
     out = folder / "report.html"
-    out.write_text(_PAGE.format(title=html.escape(f"datatune report: {folder.name}"), body=body, meta=html.escape(meta)), encoding="utf-8")
+    atomic_write_text(out, _PAGE.format(title=html.escape(f"datatune report: {folder.name}"), body=body, meta=html.escape(meta)))
+    record_outputs(folder, ["report.html"])
     return out

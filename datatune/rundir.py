@@ -1,8 +1,14 @@
 """The run directory: a build's state under --out/.datatune, so it can stop and continue.
 
 Every file is written atomically (write, then rename), so a kill leaves either the old state or
-the new one. Row shards are parquet files, one per completed chunk: a resumed build reuses every
-complete shard and recomputes only what is missing, so no row is lost or duplicated.
+the new one. Row shards are parquet files, one per completed chunk, named with the run's
+fingerprint: a resumed build reuses every complete shard of the same inputs and recomputes only
+what is missing, so no row is lost or duplicated, and a shard of another build is never read.
+
+Safety: a build takes a lock on the folder (.datatune/lock) for as long as it runs, so a second
+build on the same --out fails at once. `--overwrite` clears only a folder that holds a datatune
+run, and only what datatune wrote there (the paths in .datatune/outputs.json and datatune's own
+file names), never following a symlink: a folder that is not a run is never touched.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ import hashlib
 import json
 import os
 import shutil
-from pathlib import Path
+import stat
+import threading
+import weakref
+from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
@@ -20,45 +29,205 @@ from .errors import ConfigError, RunStateError
 from .records import Row, rows_to_table, table_to_rows
 
 STATE = ".datatune"
+LOCK = "lock"
+OUTPUTS = "outputs.json"
+
+# What a build writes beside the state (output.py, quality.py's plots, report.py): cleared by
+# --overwrite with the paths recorded in .datatune/outputs.json (runs of older versions kept no record).
+KNOWN_OUTPUTS = ("README.md", "plans.json", "manifest.json", "report.html", "quality.json",
+                 "plots/label_distribution.png", "plots/embedding_projection.png")
+KNOWN_OUTPUT_GLOBS = ("data/*-?????-of-?????.parquet",)
+
+# open RunDirs of this process by lock path, with the thread that opened each: the file lock is
+# per process, so two builds of one process on one folder are told apart by thread
+_OPEN: dict[str, weakref.WeakSet] = {}
+_OPEN_GUARD = threading.Lock()
 
 
 class RunDir:
     def __init__(self, out: Path):
         self.out = Path(out)
         self.state = self.out / STATE
+        self.fingerprint: str | None = None
+        self._lock = None
+        self._thread: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def open(self, fingerprint: str, run_info: dict, *, resume: bool, overwrite: bool) -> bool:
-        """Prepare the folder; True when an earlier run with the same inputs is continued."""
-        existing = self.read_json("run.json")
-        if overwrite and self.out.exists():
-            self._clear()
-            existing = None
-        elif existing is None and self.out.exists() and any(self.out.iterdir()):
-            raise RunStateError(f"{self.out} exists and is not a datatune run; choose another --out or pass --overwrite")
-        elif existing is not None and existing.get("fingerprint") != fingerprint and not resume:
-            raise RunStateError(
-                f"{self.out} holds another build ({existing.get('description', '?')[:60]!r}); pass --resume to continue it, "
-                "--overwrite to replace it, or choose another --out"
-            )
+        """Prepare and lock the folder; True when an earlier run with the same inputs is continued.
+
+        The lock is held until `close()` (also called by `set_status("done")`, or when this
+        object is garbage-collected, e.g. when the build function returns or the process ends).
+        """
+        self._check_folder()
         try:
             self.state.mkdir(parents=True, exist_ok=True)
-            probe = self.state / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
         except OSError as e:
             raise _os_error(self.out, e) from e
-        if existing is None:
-            self.write_json("run.json", {"fingerprint": fingerprint, **run_info, "status": "started"})
-            return False
-        return True
+        self._acquire()
+        try:
+            existing = self.read_json("run.json")
+            if overwrite and existing is not None:
+                self._clear()
+                existing = None
+            elif existing is not None and existing.get("fingerprint") != fingerprint:
+                what = f"{self.out} holds a different build ({str(existing.get('description', '?'))[:60]!r})"
+                if resume:
+                    raise RunStateError(f"{what}, made with other inputs, so --resume can't continue it; use another --out or --overwrite to replace it")
+                raise RunStateError(f"{what}; choose another --out or pass --overwrite to replace it")
+            try:
+                probe = self.state / ".write-test"
+                probe.write_text("ok")
+                probe.unlink()
+            except OSError as e:
+                raise _os_error(self.out, e) from e
+            self.fingerprint = fingerprint
+            if existing is None:
+                self.write_json("run.json", {"fingerprint": fingerprint, **run_info, "status": "started"})
+                return False
+            return True
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the folder's lock (a no-op when not held)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            with _OPEN_GUARD:
+                _OPEN.get(str(lock.lock_file), weakref.WeakSet()).discard(self)
+            try:
+                lock.release()
+            except Exception:  # noqa: BLE001 - releasing never fails a finished build
+                pass
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit the lock goes with the process
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_folder(self) -> None:
+        """One line, before anything is written, for an --out that must not be used or cleared."""
+        out = self.out
+        try:
+            resolved, home = out.expanduser().resolve(), Path.home().resolve()
+        except (OSError, RuntimeError, KeyError):
+            resolved, home = out, None
+        if (resolved.anchor and resolved == Path(resolved.anchor)) or resolved == home:
+            raise RunStateError(f"{out} is {'the root' if resolved == Path(resolved.anchor) else 'your home'} folder; choose another --out (a new folder for this build)")
+        if out.exists() and not out.is_dir():
+            raise RunStateError(f"{out} is a file, not a folder; choose another --out")
+        if not out.is_dir():
+            return  # created by open()
+        if self.state.is_symlink() or (self.state.exists() and not self.state.is_dir()):
+            raise RunStateError(f"{out} is not a datatune run ({STATE} is not a folder); choose another --out")
+        if (self.state / "run.json").is_file():
+            return
+        try:
+            children = [c for c in out.iterdir() if c.name != STATE]
+            state_children = [c for c in self.state.iterdir() if c.name not in (LOCK, ".write-test")] if self.state.is_dir() else []
+        except OSError as e:
+            raise _os_error(out, e) from e
+        if children or state_children:
+            raise RunStateError(f"{out} is not empty and holds no datatune run; choose another --out (a new or empty folder)")
+
+    def _acquire(self) -> None:
+        from filelock import FileLock, Timeout
+
+        path = self.state / LOCK
+        key = str(path)
+        me = threading.get_ident()
+        alive = {t.ident for t in threading.enumerate()}
+        with _OPEN_GUARD:
+            holders = _OPEN.setdefault(key, weakref.WeakSet())
+            # an open RunDir of this thread can't be running (a thread runs one build at a time):
+            # it is left over from a build that raised; one of another live thread is running
+            if any(r._thread != me and r._thread in alive for r in holders):
+                raise RunStateError(f"{self.out} is in use by another datatune build; wait for it to finish or choose another --out")
+            try:
+                lock = FileLock(key, timeout=0, thread_local=False, is_singleton=True)
+                lock.acquire()
+            except Timeout:
+                raise RunStateError(f"{self.out} is in use by another datatune build; wait for it to finish or choose another --out") from None
+            except OSError as e:
+                raise _os_error(self.out, e) from e
+            self._lock, self._thread = lock, me
+            holders.add(self)
 
     def _clear(self) -> None:
-        for child in self.out.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        """Remove what earlier runs wrote (recorded outputs, datatune's file names, the state), nothing else."""
+        for rel in sorted(self.outputs()):
+            p = self._inside(rel)
+            if p is not None and p.is_file() and not p.is_symlink():
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    raise _os_error(self.out, e) from e
+        for d in ("data", "plots"):
+            p = self.out / d
+            if p.is_dir() and not p.is_symlink():
+                try:
+                    p.rmdir()  # only when empty: what else is there is not ours
+                except OSError:
+                    pass
+        for child in self.state.iterdir():
+            if child.name == LOCK:
+                continue
+            try:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)  # does not follow symlinks inside
+                else:
+                    child.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise _os_error(self.out, e) from e
+
+    # -- what the run wrote -------------------------------------------------------------------
+    def outputs(self) -> set[str]:
+        """Relative paths datatune wrote in the folder: the record plus its own file names."""
+        found = set(KNOWN_OUTPUTS)
+        for pattern in KNOWN_OUTPUT_GLOBS:
+            found |= {p.relative_to(self.out).as_posix() for p in self.out.glob(pattern)}
+        rec = self.read_json(OUTPUTS)
+        if isinstance(rec, list):
+            found |= {r for r in rec if isinstance(r, str)}
+        return {r for r in found if self._inside(r) is not None}
+
+    def record_outputs(self, paths) -> None:
+        """Add relative paths to .datatune/outputs.json (only in a folder that holds a run)."""
+        if not (self.state / "run.json").is_file():
+            return
+        rec = self.read_json(OUTPUTS)
+        have = {r for r in rec if isinstance(r, str)} if isinstance(rec, list) else set()
+        new = {PurePosixPath(Path(p).as_posix()).as_posix() for p in paths}
+        if not new - have:
+            return
+        self.write_json(OUTPUTS, sorted(have | new))
+
+    def _inside(self, rel: str) -> Path | None:
+        """`out/rel` when rel is a plain relative path and no folder on the way is a symlink."""
+        parts = PurePosixPath(rel).parts
+        if not parts or PurePosixPath(rel).is_absolute() or any(x in ("", ".", "..") for x in parts) or "\\" in rel:
+            return None
+        p = self.out
+        for part in parts[:-1]:
+            p = p / part
+            try:
+                if stat.S_ISLNK(os.lstat(p).st_mode):
+                    return None
+            except OSError:
+                return None
+        return p / parts[-1]
 
     # -- json state ---------------------------------------------------------------------------
     def read_json(self, name: str):
@@ -84,11 +253,18 @@ class RunDir:
         run = self.read_json("run.json") or {}
         run.update(status=status, **fields)
         self.write_json("run.json", run)
+        if status == "done":
+            self.close()
 
     # -- row shards ---------------------------------------------------------------------------
+    def _run_fingerprint(self) -> str:
+        if self.fingerprint is None:  # not opened (e.g. `datatune status`): the recorded run's
+            self.fingerprint = str((self.read_json("run.json") or {}).get("fingerprint") or "none")
+        return self.fingerprint
+
     def shard_path(self, source: str, index: int) -> Path:
         safe = source.replace("/", "__").replace(":", "--")
-        return self.state / "shards" / safe / f"{index:05d}.parquet"
+        return self.state / "shards" / safe / f"{self._run_fingerprint()}-{index:05d}.parquet"
 
     def read_shard(self, source: str, index: int) -> list[Row] | None:
         p = self.shard_path(source, index)
@@ -113,7 +289,16 @@ class RunDir:
         root = self.state / "shards"
         if not root.is_dir():
             return {}
-        return {d.name: len(list(d.glob("*.parquet"))) for d in sorted(root.iterdir()) if d.is_dir()}
+        fp = self._run_fingerprint()
+        return {d.name: len(list(d.glob(f"{fp}-*.parquet"))) for d in sorted(root.iterdir()) if d.is_dir()}
+
+
+def record_outputs(out: Path, paths) -> None:
+    """Record files written in `out` (relative paths) in its run state, when it holds a run."""
+    try:
+        RunDir(out).record_outputs(paths)
+    except ConfigError:
+        pass  # the record is a help for --overwrite, never a reason to fail a written output
 
 
 def _os_error(out: Path, e: OSError) -> ConfigError:

@@ -94,8 +94,9 @@ def test_out_is_another_folder(runner, tmp_path, hub_path):
     out = tmp_path / "o"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    one_line_error(runner.invoke(main, ["build", "classify tweets", "--catalog", str(hub_path), "--out", str(out), "-q"]),
-                   match="--overwrite")
+    line = one_line_error(runner.invoke(main, ["build", "classify tweets", "--catalog", str(hub_path), "--out", str(out), "-q"]),
+                          match="choose another --out")
+    assert "--overwrite" not in line  # a folder that is not a run is never cleared
     assert (out / "notes.txt").read_text() == "mine"  # nothing lost
 
 

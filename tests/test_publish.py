@@ -20,8 +20,8 @@ class FakeApi:
             raise self.fail
         self.calls.append(("create_repo", repo_id, kw))
 
-    def upload_folder(self, **kw):
-        self.calls.append(("upload_folder", kw))
+    def create_commit(self, **kw):
+        self.calls.append(("create_commit", kw))
         return type("Info", (), {"repo_url": f"https://huggingface.co/datasets/{kw['repo_id']}"})()
 
     def snapshot_download(self, repo_id, **kw):
@@ -38,8 +38,10 @@ class FakeApi:
 def built(tmp_path):
     out = tmp_path / "built"
     (out / "data").mkdir(parents=True)
+    (out / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1")
     (out / "README.md").write_text("card")
     (out / ".datatune").mkdir()
+    (out / ".datatune" / "run.json").write_text("{}")
     return out
 
 
@@ -49,7 +51,7 @@ def test_push_uploads_folder_without_run_state(tmp_path):
     assert url.endswith("me/sentiment")
     (_, repo, kw), (_, up) = api.calls
     assert kw["repo_type"] == "dataset" and up["repo_type"] == "dataset"
-    assert ".datatune/*" in up["ignore_patterns"]
+    assert sorted(op.path_in_repo for op in up["operations"]) == ["README.md", "data/train-00000-of-00001.parquet"]
 
 
 def test_push_refuses_a_folder_that_is_not_a_build(tmp_path):
@@ -58,8 +60,9 @@ def test_push_refuses_a_folder_that_is_not_a_build(tmp_path):
 
 
 def test_push_offline_names_the_problem(tmp_path):
-    with pytest.raises(OfflineError, match="can't be reached"):
+    with pytest.raises(OfflineError, match="can't be reached") as e:
         push(built(tmp_path), "me/x", api=FakeApi(fail=ConnectionError("no route")))
+    assert "--catalog" not in str(e.value)  # a push needs the Hub: no local catalog helps
 
 
 def test_mirror_writes_a_local_catalog_layout(tmp_path):
