@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from datatune.catalog.base import Catalog, DatasetEntry
+from datatune.errors import CatalogError
 
 from . import store
 from .dense import DIM, SPLIT_ROWS, Encoder, ScoringMatrix
@@ -170,6 +171,9 @@ class RetrievalIndex:
         fp = cls.current_fingerprint(catalog, encoder=encoder, samples=samples)
         prev_vectors, prev_samples = _previous(folder, encoder.model_id)
         entries = list(catalog.entries())
+        if not entries:  # bm25s can't index nothing: say what is wrong instead
+            raise CatalogError(f"the catalog at {catalog.location} has no dataset cards; add datasets/<owner>__<name>/README.md "
+                               "or cards/<name>/README.md to it, or point --catalog at another catalog")
 
         all_samples: dict[str, dict[str, dict]] = {}
         rows = [e for e in entries if e.has_rows and samples]

@@ -23,9 +23,15 @@ class Feature:
 
 @dataclass(frozen=True)
 class ConfigInfo:
+    """One config of a dataset. `has_rows` is False for a config the catalog knows only from a card
+    (a rows folder that ships some of a dataset's configs: glue's sst2 but not mrpc); such a config
+    is retrievable but can't be loaded or transformed. Check it per config, not only
+    `DatasetEntry.has_rows`, which is True when any config has rows."""
+
     name: str
     features: tuple[Feature, ...]
     splits: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+    has_rows: bool = True
 
     @property
     def num_rows(self) -> int:
@@ -46,7 +52,7 @@ class DatasetEntry:
     size_categories: tuple[str, ...] = ()
     summary: str = ""  # the card's prose, trimmed
     configs: tuple[ConfigInfo, ...] = ()
-    has_rows: bool = False
+    has_rows: bool = False  # True when the catalog has rows for at least one config (see ConfigInfo.has_rows)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -63,6 +69,10 @@ class DatasetEntry:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def row_configs(self) -> tuple[ConfigInfo, ...]:
+        """The configs whose rows are in the catalog (none for a card-only entry)."""
+        return tuple(c for c in self.configs if c.has_rows) if self.has_rows else ()
 
 
 class Catalog(Protocol):
@@ -86,13 +96,13 @@ def features_from_datasets(features: datasets.Features) -> tuple[Feature, ...]:
 
 def _describe(f) -> tuple[str, tuple[str, ...]]:
     if isinstance(f, datasets.ClassLabel):
-        return "class_label", tuple(f.names)
+        return "class_label", label_names(f.names)
     if isinstance(f, datasets.Value):
         return str(f.dtype), ()
     if isinstance(f, (datasets.Sequence, datasets.List, datasets.LargeList)) if hasattr(datasets, "List") else isinstance(f, datasets.Sequence):
         inner = f.feature
         if isinstance(inner, datasets.ClassLabel):
-            return "list<class_label>", tuple(inner.names)
+            return "list<class_label>", label_names(inner.names)
         if isinstance(inner, dict):
             return "struct", ()
         dtype, labels = _describe(inner)
@@ -103,6 +113,25 @@ def _describe(f) -> tuple[str, tuple[str, ...]]:
     if isinstance(f, dict):
         return "struct", ()
     return type(f).__name__.lower(), ()
+
+
+def label_names(names) -> tuple[str, ...]:
+    """Class names as strings, whatever a card wrote: `{0: 0, 1: 1}` (medical_questions_pairs), a list
+    with gaps (`null`), or a mapping with missing ids. Position i stays the name of label id i; a
+    missing name becomes the id itself."""
+    if names is None:
+        return ()
+    if isinstance(names, dict):
+        try:
+            by_id = {int(k): v for k, v in names.items()}
+        except (TypeError, ValueError):
+            return tuple(str(v) for v in names.values())
+        if not by_id:
+            return ()
+        names = [by_id.get(i) for i in range(max(by_id) + 1)]
+    elif isinstance(names, (str, bytes)):
+        names = [names]
+    return tuple(str(i) if n is None else str(n) for i, n in enumerate(names))
 
 
 def iter_ids(entries: Iterable[DatasetEntry]) -> list[str]:

@@ -3,40 +3,129 @@
     datasets/<owner>__<name>/README.md + data files   Hub-layout repos with rows
     cards/<name>/README.md (+ dataset_infos.json)      cards without rows
 
-A repo whose card prose equals a card's is the same dataset: it takes the card's name as an alias
-and the card-only entry is dropped, so retrieval never shows a dataset twice.
+A repo whose card prose equals a card's (or, failing that, whose short name is a card's name) is the
+same dataset: the two merge into one entry with the repo's id, the card's name as an alias and every
+config of either; configs only the card describes are card-only (`ConfigInfo.has_rows` False), so
+retrieval never shows a dataset twice and still finds glue's mrpc when only sst2 has rows.
+
+Card YAML is untrusted: it is parsed with a safe loader that refuses alias bombs, and a card's
+`data_files` must stay inside its dataset folder. Rows are loaded through `datasets` with a cache
+keyed on the catalog folder and the files' size and mtime, so an edited file is read again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
+import os
 import re
+import shutil
 from pathlib import Path
 
 import datasets
 import yaml
 
 from ..errors import CatalogError, DatasetLoadError
-from .base import ConfigInfo, DatasetEntry, Feature, features_from_datasets
+from .base import ConfigInfo, DatasetEntry, Feature, features_from_datasets, label_names
+
+log = logging.getLogger(__name__)
 
 _FRONT = re.compile(r"^---\s*\n(.*?)\n---\s*\n?", re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: ConfigInfo.has_rows; cards merged with their rows folder
+# Aliases may add this many YAML nodes beyond those written (mconala's shared `features: *id001`
+# adds a few dozen); a billion-laughs card adds hundreds of millions.
+MAX_ALIAS_NODES = 50_000
+
+
+class CardYAMLError(ValueError):
+    """A card's YAML header that is refused (alias bomb, recursive alias) or can't be parsed."""
+
+
+def parse_yaml(text: str) -> object:
+    """YAML with the safe loader, refusing documents whose aliases expand past MAX_ALIAS_NODES.
+
+    PyYAML composes an alias as a reference to the anchored node, so composing is cheap; the cost
+    comes when the constructed data is walked (features, JSON, str). The composed graph is measured
+    first, and only a bounded one is constructed.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        raise CardYAMLError(f"invalid YAML ({type(e).__name__})") from e
+    except RecursionError as e:
+        raise CardYAMLError("YAML nested too deeply") from e
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root) -> None:
+    """Raise CardYAMLError when `root` expands (aliases followed) to many more nodes than it holds.
+
+    Sizes are memoised per node, so this takes time in the number of distinct nodes and edges, not
+    in the (possibly astronomical) expanded size.
+    """
+    size: dict[int, int] = {}
+    active: set[int] = set()  # nodes on the current path: seeing one again is a recursive alias
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in _children(node))
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise CardYAMLError("its YAML has a recursive alias")
+        active.add(key)
+        stack.append((node, True))
+        for c in _children(node):
+            if id(c) in active:
+                raise CardYAMLError("its YAML has a recursive alias")
+            if id(c) not in size:
+                stack.append((c, False))
+    if size[id(root)] > len(size) + MAX_ALIAS_NODES:
+        raise CardYAMLError(f"its YAML aliases expand to over {MAX_ALIAS_NODES:,} more nodes than it has (an alias bomb?)")
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [x for kv in node.value for x in kv]
+    return []
+
+
+def read_card(text: str) -> tuple[dict, str, str | None]:
+    """A card's YAML header (as a dict), its prose, and why the header was not used (None if it was)."""
+    m = _FRONT.match(text)
+    meta: object = {}
+    problem = None
+    if m:
+        try:
+            meta = parse_yaml(m.group(1)) or {}
+        except CardYAMLError as e:
+            meta, problem = {}, str(e)
+        text = text[m.end():]
+    if not isinstance(meta, dict):
+        meta, problem = {}, problem or "its YAML header is not a mapping"
+    return meta, _COMMENT.sub("", text).strip(), problem
 
 
 def split_card(text: str) -> tuple[dict, str]:
-    """A card's YAML header (as a dict) and its prose."""
-    m = _FRONT.match(text)
-    meta: dict = {}
-    if m:
-        try:
-            meta = yaml.load(m.group(1), Loader=_Loader) or {}
-        except yaml.YAMLError:
-            meta = {}
-        text = text[m.end():]
-    return (meta if isinstance(meta, dict) else {}), _COMMENT.sub("", text).strip()
+    """A card's YAML header (as a dict; empty when refused or unparseable) and its prose."""
+    meta, prose, _ = read_card(text)
+    return meta, prose
 
 
 def summarise_prose(prose: str, limit: int = 1500) -> str:
@@ -62,31 +151,89 @@ def _as_tuple(v) -> tuple[str, ...]:
     return tuple(str(x) for x in v if x is not None)
 
 
-def configs_from_meta(meta: dict) -> tuple[ConfigInfo, ...]:
-    """Configs with features and split sizes from a card's YAML `dataset_info`."""
-    info = meta.get("dataset_info") or []
+def configs_from_meta(meta: dict, *, has_rows: bool = True) -> tuple[ConfigInfo, ...]:
+    """Configs with features and split sizes from a card's YAML `dataset_info`.
+
+    Real cards are odd in many ways (integer class names, a mapping where a list belongs, a feature
+    that `datasets` can't read, `num_examples: null`): whatever can be read is kept, the rest is
+    left out, and nothing raises.
+    """
+    info = meta.get("dataset_info") if isinstance(meta, dict) else None
     if isinstance(info, dict):
         info = [info]
-    out = []
+    if not isinstance(info, list):
+        return ()
+    out, seen = [], set()
     for d in info:
         if not isinstance(d, dict):
             continue
-        try:
-            feats = features_from_datasets(datasets.Features._from_yaml_list(d.get("features") or []))
-        except Exception:  # a card with an odd features block: keep names only
-            feats = tuple(Feature(f.get("name", "?"), "unknown") for f in d.get("features") or [] if isinstance(f, dict))
-        splits = {s["name"]: int(s.get("num_examples") or 0) for s in d.get("splits") or [] if isinstance(s, dict) and "name" in s}
-        out.append(ConfigInfo(str(d.get("config_name") or "default"), feats, splits))
+        name = str(d.get("config_name") or "default")
+        if name in seen:
+            continue
+        seen.add(name)
+        out.append(ConfigInfo(name, _features(d.get("features")), _splits(d.get("splits")), has_rows))
     return tuple(out)
+
+
+def _features(raw) -> tuple[Feature, ...]:
+    if isinstance(raw, dict):  # {name: dtype} or the dataset_infos.json form
+        try:
+            return features_from_datasets(datasets.Features.from_dict(raw))
+        except Exception:  # noqa: BLE001
+            raw = [{"name": k, "dtype": v} for k, v in raw.items()]
+    if not isinstance(raw, list):
+        return ()
+    try:
+        return features_from_datasets(datasets.Features._from_yaml_list(raw))
+    except Exception:  # noqa: BLE001 - one odd feature: read the others one by one
+        pass
+    out = []
+    for f in raw:
+        if not isinstance(f, dict) or f.get("name") is None:
+            continue
+        try:
+            out.extend(features_from_datasets(datasets.Features._from_yaml_list([f])))
+        except Exception:  # noqa: BLE001
+            out.append(Feature(str(f["name"]), *_loose_dtype(f.get("dtype"))))
+    return tuple(out)
+
+
+def _loose_dtype(dtype) -> tuple[str, tuple[str, ...]]:
+    """A feature `datasets` refuses: its dtype string, or its class names when it is a class_label."""
+    if isinstance(dtype, str):
+        return dtype, ()
+    if isinstance(dtype, dict) and isinstance(dtype.get("class_label"), dict):
+        return "class_label", label_names(dtype["class_label"].get("names"))
+    return "unknown", ()
+
+
+def _splits(raw) -> dict[str, int]:
+    if isinstance(raw, dict):  # {name: {num_examples: n}}
+        raw = [{"name": k, **(v if isinstance(v, dict) else {})} for k, v in raw.items()]
+    if not isinstance(raw, list):
+        return {}
+    out = {}
+    for s in raw:
+        if isinstance(s, dict) and s.get("name") is not None:
+            try:
+                out[str(s["name"])] = max(0, int(s.get("num_examples") or 0))
+            except (TypeError, ValueError):
+                out[str(s["name"])] = 0
+    return out
 
 
 def entry_from_card(dataset_id: str, text: str, *, has_rows: bool, aliases: tuple[str, ...] = ()) -> DatasetEntry:
     meta, prose = split_card(text)
-    configs = configs_from_meta(meta)
-    if has_rows and meta.get("configs"):
-        # only configs whose files are here (the YAML `configs:` list describes the shipped rows)
+    return entry_from_meta(dataset_id, meta, prose, has_rows=has_rows, aliases=aliases)
+
+
+def entry_from_meta(dataset_id: str, meta: dict, prose: str, *, has_rows: bool, aliases: tuple[str, ...] = ()) -> DatasetEntry:
+    configs = configs_from_meta(meta, has_rows=has_rows)
+    if has_rows and isinstance(meta.get("configs"), list):
+        # the YAML `configs:` list describes the shipped rows: other dataset_info configs are card-only
         shipped = {str(c.get("config_name") or "default") for c in meta["configs"] if isinstance(c, dict)}
-        configs = tuple(c for c in configs if c.name in shipped) or configs
+        if any(c.name in shipped for c in configs):
+            configs = tuple(c if c.name in shipped else dataclasses.replace(c, has_rows=False) for c in configs)
     return DatasetEntry(
         id=dataset_id,
         aliases=aliases,
@@ -105,7 +252,7 @@ def entry_from_card(dataset_id: str, text: str, *, has_rows: bool, aliases: tupl
 def _entry_to_json(e: DatasetEntry) -> dict:
     d = dict(e.__dict__)
     d["configs"] = [
-        {"name": c.name, "splits": c.splits, "features": [[f.name, f.dtype, list(f.labels)] for f in c.features]}
+        {"name": c.name, "splits": c.splits, "has_rows": c.has_rows, "features": [[f.name, f.dtype, list(f.labels)] for f in c.features]}
         for c in e.configs
     ]
     return d
@@ -114,7 +261,7 @@ def _entry_to_json(e: DatasetEntry) -> dict:
 def _entry_from_json(d: dict) -> DatasetEntry:
     d = dict(d)
     d["configs"] = tuple(
-        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), c["splits"])
+        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), c["splits"], c.get("has_rows", True))
         for c in d["configs"]
     )
     for k in ("aliases", "task_categories", "task_ids", "languages", "licenses", "size_categories"):
@@ -187,28 +334,39 @@ class LocalCatalog:
 
     def _parse_all(self) -> list[DatasetEntry]:
         files = self._card_files()
-        card_by_prose: dict[str, str] = {}
-        texts = {}
+        parsed: dict[tuple[str, bool], tuple[dict, str]] = {}
         for name, path, rows in files:
-            text = path.read_text(encoding="utf-8", errors="replace")
-            texts[(name, rows)] = text
+            meta, prose, problem = read_card(path.read_text(encoding="utf-8", errors="replace"))
+            if problem:
+                log.warning("card %s: %s; its YAML header is ignored (no metadata, prose only)", path, problem)
+            parsed[(name, rows)] = (meta, prose)
+        cards = {name: parsed[(name, False)] for name, _, rows in files if not rows}
+        # prose shared by several cards (a bare template) says nothing about which dataset it is
+        by_prose: dict[str, list[str]] = {}
+        for name, (_, prose) in cards.items():
+            if prose:
+                by_prose.setdefault(_prose_hash(prose), []).append(name)
+        entries, merged = [], set()
+        for name, _, rows in files:
             if not rows:
-                card_by_prose.setdefault(_prose_key(text), name)
-        entries, aliased = [], set()
-        for name, path, rows in files:
-            text = texts[(name, rows)]
-            if rows:
-                alias = card_by_prose.get(_prose_key(text))
-                aliases = (alias,) if alias and alias != name.split("/")[-1] else ()
-                if alias:
-                    aliased.add(alias)
-                entries.append(entry_from_card(name, text, has_rows=True, aliases=aliases))
-        for name, path, rows in files:
-            if not rows and name not in aliased and not any(name == e.id.split("/")[-1] for e in entries):
-                entries.append(entry_from_card(name, texts[(name, rows)], has_rows=False))
+                continue
+            meta, prose = parsed[(name, True)]
+            short = name.split("/")[-1]
+            same = by_prose.get(_prose_hash(prose)) if prose else None
+            card = same[0] if same and len(same) == 1 else (short if short in cards else None)
+            aliases = (card,) if card and card != short else ()
+            e = entry_from_meta(name, meta, prose, has_rows=True, aliases=aliases)
+            if card:
+                merged.add(card)
+                e = merge_card(e, entry_from_meta(card, *cards[card], has_rows=False))
+            entries.append(e)
+        for name, (meta, prose) in cards.items():
+            if name not in merged:
+                entries.append(entry_from_meta(name, meta, prose, has_rows=False))
         f = self._cache_file()
         if f is not None:
-            tmp = f.with_suffix(".tmp")
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps([_entry_to_json(e) for e in entries]))
             tmp.replace(f)
         return entries
@@ -221,17 +379,221 @@ class LocalCatalog:
         return self._datasets_dir / e.id.replace("/", "__", 1)
 
     def load(self, dataset_id: str, config: str, split: str) -> datasets.Dataset:
+        e = self.entry(dataset_id)
         repo = self.repo_dir(dataset_id)
         try:
-            return datasets.load_dataset(str(repo), None if config == "default" and not _has_named_configs(repo) else config, split=split)
-        except Exception as e:  # noqa: BLE001 - any loader failure means this dataset is skipped
-            raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(e).splitlines()[0][:200]}") from e
+            if not e.config(config).has_rows:
+                raise DatasetLoadError(
+                    f"{e.id} [{config}] is card only: {self.location} has rows for "
+                    f"{', '.join(c.name for c in e.row_configs()) or 'none of its configs'}; it can't be transformed offline"
+                )
+        except KeyError:
+            pass  # not in the card's dataset_info: let `datasets` say whether it exists
+        meta, _, problem = read_card((repo / "README.md").read_text(encoding="utf-8", errors="replace"))
+        if problem:
+            raise DatasetLoadError(f"could not load {e.id}: its README.md is refused ({problem}); fix the card's YAML header")
+        check_data_files(repo, meta, e.id)
+        name = None if config == "default" and not _has_named_configs(meta) else config
+        cache = rows_cache_dir(repo)
+        try:
+            marker = cache / f"checked-{hashlib.sha256(f'{name}|{split}'.encode()).hexdigest()[:16]}"
+            if not marker.exists():
+                coerced = _check_files(repo, name, split, cache, e.id, config)
+                if coerced is not None:
+                    return coerced
+                marker.touch()
+            return datasets.load_dataset(str(repo), name, split=split, cache_dir=str(cache))
+        except DatasetLoadError:
+            raise
+        except Exception as x:  # noqa: BLE001 - any loader failure means this dataset is skipped
+            raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(x).splitlines()[0][:200] if str(x) else type(x).__name__}") from x
+
+
+def merge_card(rows: DatasetEntry, card: DatasetEntry) -> DatasetEntry:
+    """A rows folder's entry with what its card adds: the card's other configs (card-only), and any
+    metadata the folder's own README lacks."""
+    have = {c.name for c in rows.configs}
+    extra = tuple(dataclasses.replace(c, has_rows=False) for c in card.configs if c.name not in have)
+    fill = {k: getattr(card, k) for k in ("pretty_name", "task_categories", "task_ids", "languages", "licenses", "size_categories", "summary")
+            if not getattr(rows, k)}
+    return dataclasses.replace(rows, configs=rows.configs + extra, **fill)
+
+
+def _prose_hash(prose: str) -> str:
+    return hashlib.sha1(prose[:4000].encode()).hexdigest()
 
 
 def _prose_key(text: str) -> str:
-    return hashlib.sha1(split_card(text)[1][:4000].encode()).hexdigest()
+    return _prose_hash(split_card(text)[1])
 
 
-def _has_named_configs(repo: Path) -> bool:
-    meta, _ = split_card((repo / "README.md").read_text(encoding="utf-8", errors="replace"))
+def _has_named_configs(meta: dict) -> bool:
     return any(str(c.get("config_name")) != "default" for c in meta.get("configs") or [] if isinstance(c, dict))
+
+
+# -- data files: inside the folder, keyed on their content, one type per column ---------------------
+def check_data_files(repo: Path, meta: dict, dataset_id: str) -> None:
+    """Refuse a card whose `configs:` data_files (or data_dir) point outside its dataset folder."""
+    configs = meta.get("configs")
+    if not isinstance(configs, list):
+        return
+    for c in configs:
+        if not isinstance(c, dict):
+            continue
+        for p in _paths(c.get("data_files")) + _paths(c.get("data_dir")):
+            if not _inside(repo, p):
+                raise DatasetLoadError(
+                    f"could not load {dataset_id}: the card's data_files point outside the dataset folder ({p!r}); "
+                    f"data files must be relative paths inside {repo}"
+                )
+
+
+def _paths(v) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, (str, int, float)):
+        return [str(v)]
+    if isinstance(v, dict):
+        if "path" in v:
+            return _paths(v["path"])
+        return [p for x in v.values() for p in _paths(x)]
+    if isinstance(v, list):
+        return [p for x in v for p in _paths(x)]
+    return [str(v)]
+
+
+def _inside(repo: Path, pattern: str) -> bool:
+    p = pattern.strip()
+    if not p or "://" in p or p.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", p) or "\x00" in p:
+        return False
+    parts = re.split(r"[\\/]+", p)
+    if ".." in parts:
+        return False
+    root = repo.resolve()
+    target = (repo / p.split("*", 1)[0].rstrip("/\\") if "*" in p else repo / p).resolve()
+    return target == root or root in target.parents
+
+
+def _datasets_cache_root() -> Path:
+    """Where `datasets` keeps prepared data, read now (tests and users set HF_HOME after import)."""
+    if os.environ.get("HF_DATASETS_CACHE"):
+        return Path(os.environ["HF_DATASETS_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "datasets"
+    return Path(datasets.config.HF_DATASETS_CACHE)
+
+
+def files_fingerprint(repo: Path) -> str:
+    """Size, mtime, ctime and inode of every file in a dataset folder: changes when any file is edited."""
+    h = hashlib.sha256(_CACHE_VERSION.encode())
+    for root, dirs, files in os.walk(repo):
+        dirs[:] = sorted(d for d in dirs if d not in (".git", ".cache"))
+        for f in sorted(files):
+            p = Path(root) / f
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            h.update(f"{p.relative_to(repo).as_posix()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def rows_cache_dir(repo: Path) -> Path:
+    """The `datasets` cache for one dataset folder of one catalog, in its current state.
+
+    `datasets` keys a local folder's cache on the folder's name and card, so an edited data file, or
+    another catalog with a folder of the same name, would get the first one's rows. Here each
+    (resolved folder, files fingerprint) has its own cache_dir; older states of the folder are removed.
+    """
+    real = repo.resolve()
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", real.name)[:60]
+    slot = _datasets_cache_root() / "datatune-local" / f"{slug}-{hashlib.sha256(str(real).encode()).hexdigest()[:12]}"
+    here = slot / files_fingerprint(repo)
+    if not here.is_dir():
+        if slot.is_dir():
+            for old in slot.iterdir():
+                shutil.rmtree(old, ignore_errors=True)
+        here.mkdir(parents=True, exist_ok=True)
+    return here
+
+
+_KINDS = ((bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "list"), (dict, "object"))
+
+
+def _kind(v) -> str | None:
+    for t, k in _KINDS:
+        if isinstance(v, t):
+            return k
+    return None
+
+
+def _check_files(repo: Path, name: str | None, split: str, cache: Path, dataset_id: str, config: str) -> datasets.Dataset | None:
+    """Before a (config, split) is first prepared: its files must be inside the folder, and a JSON
+    Lines column must hold one type. `datasets` would JSON-encode every value of a mixed column
+    ('"do not , under"' for a plain string); instead, a column the card declares a string keeps its
+    strings as they are and gets other values as JSON text (the rows are returned, loaded here), and
+    any other mixed column is refused with the file and column named."""
+    builder = datasets.load_dataset_builder(str(repo), name, cache_dir=str(cache))
+    data_files = builder.config.data_files or {}
+    if split not in data_files:
+        return None  # `datasets` says which splits there are
+    files = [Path(str(f)) for f in data_files[split]]
+    root = repo.resolve()
+    for f in files:
+        if root not in f.resolve().parents:
+            raise DatasetLoadError(f"could not load {dataset_id}: the card's data_files point outside the dataset folder ({f})")
+    features = builder.info.features
+    mixed = {}
+    for f in files:
+        if f.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+            for col, why in _mixed_columns(f).items():
+                mixed.setdefault(col, (f, why))
+    if not mixed:
+        return None
+    for col, (f, why) in mixed.items():
+        declared = features.get(col) if features is not None else None
+        if declared is not None and not (isinstance(declared, datasets.Value) and declared.dtype in ("string", "large_string")):
+            raise DatasetLoadError(
+                f"could not load {dataset_id} [{config}/{split}]: column {col!r} of {os.path.relpath(f, root)} "
+                f"mixes {why}, but the card declares it {declared!r}; give every value of the column one type"
+            )
+        log.warning("%s [%s/%s]: column %r of %s mixes %s; values that aren't strings are kept as JSON text",
+                    dataset_id, config, split, col, f.name, why)
+    return _load_coerced(files, set(mixed), features)
+
+
+def _mixed_columns(path: Path) -> dict[str, str]:
+    """Top-level columns of a JSON Lines file whose values (nulls aside) are of more than one JSON type."""
+    first: dict[str, tuple[str, int]] = {}
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                return out  # not JSON Lines (one JSON document): `datasets` reads it its own way
+            if not isinstance(row, dict):
+                return out
+            for k, v in row.items():
+                kind = _kind(v)
+                if kind is None or k in out:
+                    continue
+                if k not in first:
+                    first[k] = (kind, i)
+                elif first[k][0] != kind:
+                    out[k] = f"{first[k][0]} (line {first[k][1]}) and {kind} (line {i})"
+    return out
+
+
+def _load_coerced(files: list[Path], text_columns: set[str], features) -> datasets.Dataset:
+    rows = []
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            rows.extend(json.loads(line) for line in fh if line.strip())
+    names = list(features) if features is not None else list(dict.fromkeys(k for r in rows for k in r))
+    cols = {n: [r.get(n) for r in rows] for n in names}
+    for n in text_columns & set(cols):
+        cols[n] = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in cols[n]]
+    return datasets.Dataset.from_dict(cols, features=features)
