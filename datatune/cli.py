@@ -103,6 +103,8 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling and the LLM: same plans + same seed = same output.")
 @click.option("--per-source-cap", type=float, default=0.5, show_default=True, help="Largest share of --size one source dataset may fill.")
 @click.option("--max-candidates", type=click.IntRange(1), default=8, show_default=True, help="Candidate datasets planned at most.")
+@click.option("--splits", metavar="NAMES", help="Source splits rows may come from, comma-separated (e.g. 'train' when you will "
+              "evaluate on the benchmarks' validation or test splits). Default: train first, others only to fill the set.")
 @click.option("-k", "--top-k", type=click.IntRange(1), default=20, show_default=True, help="Candidates retrieved.")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Never use this dataset (repeatable).")
 @click.option("--benchmark", metavar="NAME", help="The task comes from this benchmark: its copies are never sources.")
@@ -128,7 +130,7 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Progress as JSON events on stdout.")
 @llm_options
-def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, top_k,
+def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, splits, top_k,
           exclude, benchmark, plans_file, planner, rerank, verify, verify_budget, no_synthetic, synthetic_fraction, synthetic_batch, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
           quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
     """Build a dataset for the task DESCRIPTION, e.g. "classify the sentiment of tweets"."""
@@ -142,6 +144,7 @@ def build(description, catalog, size, out, examples, eval_file, validation_fract
     options = BuildOptions(
         out=out or Path("datatune-out") / _slug(description), size=size, seed=seed, validation_fraction=validation_fraction,
         per_source_cap=per_source_cap, max_candidates=max_candidates, top_k=top_k,
+        splits=[x.strip() for x in splits.split(",") if x.strip()] if splits else None,
         examples=load_examples(examples) if examples else [], eval_texts=_eval_texts(eval_file) if eval_file else [],
         exclude=list(exclude), benchmark=benchmark, plans_file=plans_file, dry_run=dry_run, resume=resume, overwrite=overwrite,
         synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, synthetic_batch=synthetic_batch, curate=not no_curate, planner=planner,

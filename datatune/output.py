@@ -114,7 +114,7 @@ def metrics_summary(report: dict) -> dict:
 def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[Plan], drops: dict[str, int], usage: dict, metrics: dict | None,
               relevance: dict | None = None) -> str:
     all_rows = [r for rs in rows_by_split.values() for r in rs]
-    by_source = Counter((r.source_dataset or "(synthetic)", r.source_config) for r in all_rows)
+    by_source = Counter((r.source_dataset or "(synthetic)", r.source_config, r.source_split) for r in all_rows)
     lic = {p.dataset: p.license for p in plans}
     methods = Counter(r.method for r in all_rows)
     parts = [
@@ -125,8 +125,11 @@ def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[P
         "(index in that split) and `method` (`mapped`: compiled plan, no LLM; `llm`: a field written by the LLM; `synthetic`); "
         "`check` holds the label-verification outcome when the build ran with `--verify` (empty: not checked).\n",
         "## Sources\n",
-        _table(["dataset", "config", "licence", "rows"], [
-            [f"[{d}](https://huggingface.co/datasets/{d})" if d != "(synthetic)" else d, c, lic.get(d, "-"), n] for (d, c), n in by_source.most_common()
+        "Rows come from train splits first; a validation or test split only where train could not fill the set "
+        "(`--splits` restricts them).\n",
+        _table(["dataset", "config", "split", "licence", "rows"], [
+            [f"[{d}](https://huggingface.co/datasets/{d})" if d != "(synthetic)" else d, c, sp or "-", lic.get(d, "-"), n]
+            for (d, c, sp), n in by_source.most_common()
         ]),
         "\n## Rows\n",
         _table(["split", "rows"], [[s, len(r)] for s, r in rows_by_split.items()]),

@@ -57,6 +57,7 @@ class BuildOptions:
     verify: str = "off"  # label verification policy: off, flag, relabel or drop (verify.py)
     verify_budget: int | None = None  # LLM calls the verification may spend; None = one per row plus confirmations
     planner: str = "hybrid"  # who decides what: "hybrid" (model picks columns) or "full" (model writes the derivation too)
+    splits: list[str] | None = None  # source splits rows may come from; None = train first, the others only to fill
 
     def fingerprint_fields(self, description: str, catalog: str) -> dict:
         keep = {k: v for k, v in asdict(self).items() if k not in ("out", "dry_run", "resume", "overwrite")}
@@ -71,6 +72,8 @@ class BuildOptions:
             raise ConfigError(f"--verify must be off, flag, relabel or drop (got {self.verify!r})")
         if self.planner not in PLANNER_MODES:
             raise ConfigError(f"--planner must be one of {', '.join(PLANNER_MODES)} (got {self.planner!r})")
+        if self.splits is not None and not self.splits:
+            raise ConfigError("--splits needs at least one split name, e.g. --splits train")
         if not 0 < self.per_source_cap <= 1:
             raise ConfigError(f"--per-source-cap must be in (0, 1] (got {self.per_source_cap})")
 
@@ -112,8 +115,16 @@ def build(
 ) -> BuildResult:
     rep = reporter or Reporter()
     options.validate()
-    started = time.time()
     run = RunDir(options.out)
+    try:
+        return _build(description, catalog=catalog, llm=llm, retriever=retriever, options=options, rep=rep, run=run,
+                      curate_fn=curate_fn, topup_fn=topup_fn, embedder=embedder)
+    finally:
+        run.close()  # the run folder's lock is released however the build ends
+
+
+def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, run: RunDir, curate_fn, topup_fn, embedder) -> BuildResult:
+    started = time.time()
     fp = fingerprint(options.fingerprint_fields(description, catalog.location))
     if not options.dry_run:
         resumed = run.open(fp, {"description": description, "catalog": catalog.location, "seed": options.seed}, resume=options.resume, overwrite=options.overwrite)
@@ -193,7 +204,7 @@ def build(
             relevance_info = relevance.to_dict()
             if weak:
                 rep.event("relevance", message=f"far from the {relevance.reference}, used only to fill gaps: " + ", ".join(relevance.weak), relevance=relevance_info)
-        rows = allocate(pooled, order, options, labels, weak=weak)
+        rows = allocate_by_split(pooled, order, options, labels, weak=weak)
     # 5b. verify labels (on the chosen rows only: the budget goes where it counts) ------------
     verification: dict = {}
     if options.verify != "off":
@@ -268,7 +279,7 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[
                 planned += 1
                 bar.update()
                 continue
-            if not c.entry.has_rows:
+            if not c.entry.has_rows or not c.config.has_rows:
                 p = reject(c, "card only: no rows in this catalog, so it can't be transformed offline")
                 rep.event("skip", message=f"skip {c.key}: {p.reason}")
             else:
@@ -291,28 +302,40 @@ def sibling_plans(plan: Plan, c: Candidate) -> list[Plan]:
             cfg = c.entry.config(name)
         except KeyError:
             continue
-        if [f.name for f in cfg.features] != [f.name for f in c.config.features]:
+        if not cfg.has_rows or [f.name for f in cfg.features] != [f.name for f in c.config.features]:
             continue
         p = plan.model_copy(deep=True)
-        p.config, p.splits = name, [s for s in plan.splits if s in cfg.splits] or list(cfg.splits)
+        p.config, p.splits = name, [s for s in plan.splits if s in cfg.splits]
+        if not p.splits:
+            continue
         p.checks = {**p.checks, "est_rows": int(cfg.num_rows * plan.checks.get("est_rows", 0) / max(1, c.config.num_rows)), "same_plan_as": plan.config}
         out.append(p)
     return out
 
 
+def split_order(splits) -> list[str]:
+    """Train first, then validation, other splits, test last: rows come from a benchmark's test split
+    only when nothing else can fill the set."""
+    pref = {"train": 0, "validation": 1, "dev": 1, "test": 3}
+    return sorted(splits, key=lambda s: (pref.get(s, 2), s))
+
+
 def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
     # sample from the largest labelled-looking split: train, then validation, test last (often unlabelled)
+    allowed = [s for s in c.config.splits if options.splits is None or s in options.splits]
+    if c.config.splits and not allowed:
+        return reject(c, f"it has no {'/'.join(options.splits or [])} split (--splits); its splits: {', '.join(c.config.splits)}")
     pref = {"train": 0, "validation": 1, "test": 3}
-    splits = sorted(c.config.splits, key=lambda s: (pref.get(s, 2), -c.config.splits[s])) or ["train"]
+    splits = sorted(allowed, key=lambda s: (pref.get(s, 2), -c.config.splits[s])) or ["train"]
     try:
         ds = catalog.load(c.entry.id, c.config.name, splits[0])
     except DatasetLoadError as e:
         return reject(c, str(e))
     plan = plan_candidate(spec, c, ds, llm=llm, seed=options.seed, mode=options.planner)
     if plan.keep:
-        plan.splits = [s for s in ("train", "validation", "test") if s in c.config.splits] + [s for s in c.config.splits if s not in ("train", "validation", "test")] or splits
+        plan.splits = split_order(allowed) or splits
         kept_share = plan.checks.get("rows_kept", 0) / max(1, plan.checks.get("rows_checked", 1))
-        plan.checks["est_rows"] = int(c.config.num_rows * kept_share)
+        plan.checks["est_rows"] = int(sum(c.config.splits.get(s, 0) for s in plan.splits) * kept_share)
         _maybe_translate(spec, c, plan)
     return plan
 
@@ -354,6 +377,8 @@ def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops
             drops.update(res.drops)
             rows = res.rows
             random.Random(f"{options.seed}:{plan.key}").shuffle(rows)
+            rank = {s: i for i, s in enumerate(split_order(plan.splits))}
+            rows.sort(key=lambda r: rank.get(r.source_split, len(rank)))  # stable: shuffled within each split
             if plan.needs_llm:
                 rows = _llm_rows(plan, rows[: math.ceil(cap * 1.3)], llm, rep, run, drops)
             else:
@@ -425,6 +450,19 @@ def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: l
                     used.add(id(r))
                     got[ds_name] += 1
                     picked += 1
+    return chosen
+
+
+def allocate_by_split(rows: list[Row], order: list[str], options: BuildOptions, labels: list[str] | None = None,
+                      weak: set[str] | frozenset = frozenset()) -> list[Row]:
+    """`allocate` over train rows alone first; validation, other and test splits join only while the set is short."""
+    tiers = list(dict.fromkeys(split_order({r.source_split for r in rows})))
+    chosen: list[Row] = []
+    for n in range(1, len(tiers) + 1):
+        allowed = set(tiers[:n])
+        chosen = allocate([r for r in rows if r.source_split in allowed], order, options, labels, weak=weak)
+        if len(chosen) >= options.size:
+            break
     return chosen
 
 

@@ -48,6 +48,13 @@ def llm_voter(llm: LLM, *, temperature: float = 0.0):
     return vote
 
 
+def _config_has_rows(hit) -> bool:
+    try:
+        return hit.entry.config(hit.config).has_rows
+    except KeyError:
+        return False
+
+
 def open_index(catalog: Catalog, *, root: Path | None = None, progress: bool = False, force: bool = False):
     """The catalog's saved index, rebuilt (incrementally) when its inputs changed."""
     from retrieval_index.index import RetrievalIndex
@@ -77,7 +84,7 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
         base = dict(exclude=list(exclude), benchmark=benchmark)
         filters = Filters.make(**base) if (exclude or benchmark) else None
         hits = index().search(query, k=k, filters=filters, labels=labels or (), languages=languages)
-        if sum(h.entry.has_rows for h in hits) < k // 2:
+        if sum(h.entry.has_rows and _config_has_rows(h) for h in hits) < k // 2:
             # card-only entries can crowd the top of a local catalog: also take the best ones with rows
             seen = {(h.dataset_id, h.config) for h in hits}
             more = index().search(query, k=k, filters=Filters.make(**base, has_rows=True), labels=labels or (), languages=languages)

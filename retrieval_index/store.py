@@ -59,7 +59,8 @@ def entry_to_json(e: DatasetEntry) -> dict:
         "licenses": list(e.licenses), "size_categories": list(e.size_categories), "summary": e.summary,
         "has_rows": e.has_rows,
         "configs": [
-            {"name": c.name, "splits": dict(c.splits), "features": [[f.name, f.dtype, [str(x) for x in f.labels]] for f in c.features]}
+            {"name": c.name, "splits": dict(c.splits), "has_rows": c.has_rows,
+             "features": [[f.name, f.dtype, [str(x) for x in f.labels]] for f in c.features]}
             for c in e.configs
         ],
     }
@@ -67,7 +68,7 @@ def entry_to_json(e: DatasetEntry) -> dict:
 
 def entry_from_json(d: dict) -> DatasetEntry:
     configs = tuple(
-        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), dict(c["splits"]))
+        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), dict(c["splits"]), has_rows=c.get("has_rows", True))
         for c in d["configs"]
     )
     tup = {k: tuple(d[k]) for k in ("aliases", "task_categories", "task_ids", "languages", "licenses", "size_categories")}

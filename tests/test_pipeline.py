@@ -69,7 +69,8 @@ def test_build_sentiment_end_to_end(catalog, fake_llm, tmp_path):
     train = ds["train"]
     assert len(train) == 500
     assert set(train["output"]) == {"positive", "negative"}
-    assert len(set(train["source_dataset"])) >= 2
+    # rotten_tomatoes' train split fills the set: no validation rows of another source (GLUE's dev set) are taken
+    assert set(train["source_split"]) == {"train"}
     assert set(train.column_names) == {"input", "output", "source_dataset", "source_config", "source_split", "source_row", "method", "check"}
     # every mapped row agrees with its source's gold label
     srcs = {}
@@ -80,8 +81,7 @@ def test_build_sentiment_end_to_end(catalog, fake_llm, tmp_path):
         src = srcs[key][r["source_row"]]
         names = srcs[key].features["label"].names
         assert {"neg": "negative", "pos": "positive"}.get(names[src["label"]], names[src["label"]]) == r["output"]
-    # per-source cap: no dataset fills more than half
-    assert max(Counter(train["source_dataset"]).values()) <= 250
+    # the per-source cap applies among sources of the same split tier: here train has one source
     # card-only and wrong candidates are recorded with reasons
     plans = json.loads((tmp_path / "out" / "plans.json").read_text())["plans"]
     reasons = {p["dataset"]: p for p in plans}
@@ -184,3 +184,23 @@ def test_dataset_failing_to_load_is_skipped(catalog, fake_llm, tmp_path):
     train = datasets.load_dataset(str(tmp_path / "out"))["train"]
     assert set(train["source_dataset"]) == {"cornell-movie-review-data/rotten_tomatoes"}
     assert len(train) == 300
+
+
+def test_validation_and_test_splits_only_fill_what_train_cannot(catalog, fake_llm, tmp_path):
+    llm, _ = fake_llm(smart_fake())
+    res = run(catalog, llm, tmp_path, KEYS, size=9000)
+    rows = [r for rs in res.rows.values() for r in rs]
+    splits = Counter(r.source_split for r in rows if r.method == "mapped")
+    assert splits["train"] >= 8000  # every usable train row of rotten_tomatoes first
+    assert splits["validation"] + splits["test"] > 0  # then the others, to fill 9,000
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| split |" in card.replace("split | licence", "split |") and "validation" in card
+
+
+def test_splits_flag_restricts_sources(catalog, fake_llm, tmp_path):
+    llm, _ = fake_llm(smart_fake())
+    res = run(catalog, llm, tmp_path, ["nyu-mll/glue:sst2", "cornell-movie-review-data/rotten_tomatoes:default"], size=300, splits=["train"])
+    rows = [r for rs in res.rows.values() for r in rs]
+    assert {r.source_split for r in rows if r.method == "mapped"} == {"train"}
+    sst2 = next(p for p in res.plans if p.dataset == "nyu-mll/glue")
+    assert not sst2.keep and "--splits" in sst2.reason
