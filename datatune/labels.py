@@ -208,9 +208,13 @@ def blind_label(llm, spec, text: str, *, temperature: float = 0.0) -> str:
 
 
 def check_label_map(llm, spec, proposed: dict[str, str], inputs_by_label: dict[str, list[str]], *,
-                    per_label: int = 3, max_calls: int = 18, seed: int = 0) -> LabelMapCheck:
-    """Keep a proposed pair only when the LLM, labelling rows of that source label blind, mostly agrees."""
+                    per_label: int | None = None, max_calls: int = 8, seed: int = 0) -> LabelMapCheck:
+    """Keep a proposed pair only when the LLM, labelling rows of that source label blind, mostly agrees.
+
+    Bounded: three rows per pair when there are one or two pairs, two (both must agree) beyond, and
+    at most `max_calls` calls in all, so planning a candidate stays cheap on the embedded model."""
     out = LabelMapCheck(proposed=dict(proposed))
+    per_label = per_label or (3 if len(proposed) <= 2 else 2)
     rng = random.Random(seed)
     for s, t in proposed.items():
         texts = list(inputs_by_label.get(s, []))

@@ -58,6 +58,7 @@ class BuildOptions:
     verify_budget: int | None = None  # LLM calls the verification may spend; None = one per row plus confirmations
     planner: str = "hybrid"  # who decides what: "hybrid" (model picks columns) or "full" (model writes the derivation too)
     splits: list[str] | None = None  # source splits rows may come from; None = train first, the others only to fill
+    judge_votes: int = 3  # LLM votes on each kept source's transformed rows (semantic acceptance); 0 = off
 
     def fingerprint_fields(self, description: str, catalog: str) -> dict:
         keep = {k: v for k, v in asdict(self).items() if k not in ("out", "dry_run", "resume", "overwrite")}
@@ -91,14 +92,6 @@ class BuildResult:
 
 
 Retriever = Callable[[str, int, list[str]], list[Candidate]]
-
-
-def query_text(spec: TaskSpec) -> str:
-    parts = [spec.description]
-    if spec.labels:
-        parts.append("labels: " + ", ".join(spec.labels))
-    parts += [e.input[:200] for e in spec.examples[:3]]
-    return "\n".join(parts)
 
 
 def build(
@@ -164,7 +157,10 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
         plans = saved_plans.plans
     else:
         with timed("retrieve"):
-            candidates = retriever(query_text(spec), options.top_k, options.exclude, labels=spec.labels, languages=[spec.language])
+            from .query import retrieval_query
+
+            query = retrieval_query(spec)
+            candidates = retriever(query.text, options.top_k, options.exclude, labels=list(query.labels), languages=[spec.language])
         rep.event("candidates", message=f"{len(candidates)} candidates: " + ", ".join(c.key for c in candidates[:8]),
                   candidates=[{"key": c.key, "score": c.score, "has_rows": c.entry.has_rows} for c in candidates])
         with timed("plan"):
@@ -332,12 +328,30 @@ def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
     except DatasetLoadError as e:
         return reject(c, str(e))
     plan = plan_candidate(spec, c, ds, llm=llm, seed=options.seed, mode=options.planner)
+    if plan.keep and options.judge_votes:
+        accept_rows(plan, spec, ds, llm, votes=options.judge_votes, seed=options.seed)
     if plan.keep:
         plan.splits = split_order(allowed) or splits
         kept_share = plan.checks.get("rows_kept", 0) / max(1, plan.checks.get("rows_checked", 1))
         plan.checks["est_rows"] = int(sum(c.config.splits.get(s, 0) for s in plan.splits) * kept_share)
         _maybe_translate(spec, c, plan)
     return plan
+
+
+def accept_rows(plan: Plan, spec: TaskSpec, ds, llm, *, votes: int, seed: int = 0) -> None:
+    """The LLM votes on a few transformed rows; a plan whose rows it judges not to be the task is rejected."""
+    from .acceptance import judge_rows
+    from .compile import compile_plan
+    from .planner import sample_rows
+
+    mapper = compile_plan(plan, ds.features)
+    mapped = [(a, b) for a, b, why in (mapper.map_row(r) for r in sample_rows(ds, n=24, seed=seed + 1)) if why is None]
+    verdict = judge_rows(llm, spec, mapped, votes=votes, seed=seed)
+    plan.checks["acceptance"] = verdict.to_dict()
+    if not verdict.accepted:
+        plan.keep = False
+        plan.reason = (f"its transformed rows are not this task: {verdict.votes.count('yes')} of {len(verdict.votes)} "
+                       f"LLM votes said they fit ({plan.reason})")
 
 
 def _maybe_translate(spec: TaskSpec, c: Candidate, plan: Plan) -> None:

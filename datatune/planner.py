@@ -421,7 +421,13 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
             choice = llm.structured(column_prompt(spec, c, sample, errors), Choice, stage="plan")
         except InvalidOutput as e:
             return reject(c, f"the planner gave no valid column choice ({e})")
-        inputs = [col for col in dict.fromkeys(choice.input_columns) if col != choice.output_column]
+        output_column = choice.output_column
+        if label_maps:
+            # code knows which label column fills the task's labels best (TREC: coarse_label, not fine_label)
+            best = max(label_maps, key=lambda col: (len(set(label_maps[col].values())), col == output_column))
+            if len(set(label_maps.get(output_column, {}).values())) < len(set(label_maps[best].values())):
+                output_column = best
+        inputs = [col for col in dict.fromkeys(choice.input_columns) if col != output_column and col not in label_maps]
         if not inputs:
             errors = "the input columns must differ from the answer column"
             continue
@@ -430,28 +436,28 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
             try:
                 rule, choices, inputs, template, why = derive_with_model(
                     spec, llm, entry_line=dataset_line(spec, c), columns_text=describe_columns(c.config),
-                    rows_text=sample_text(sample), output_column=choice.output_column, inputs=inputs,
+                    rows_text=sample_text(sample), output_column=output_column, inputs=inputs,
                     features=features, sample=sample, errors=errors)
             except InvalidOutput as e:
                 return reject(c, f"the planner gave no valid derivation ({e})")
             if why.startswith("the planner rejected it"):
-                return reject(c, why, input_columns=inputs, output_column=choice.output_column)
+                return reject(c, why, input_columns=inputs, output_column=output_column)
         else:
-            lm = label_maps.get(choice.output_column)
+            lm = label_maps.get(output_column)
             if lm is None and spec.output_kind == "label":
-                lm, info = label_map_for(spec, choice.output_column, features, sample, llm, seed=seed)
+                lm, info = label_map_for(spec, output_column, features, sample, llm, seed=seed)
                 if info:
-                    label_checks[choice.output_column] = info
-            rule, choices, inputs, why = derive_output(spec, choice.output_column, features, sample, inputs, label_map=lm)
+                    label_checks[output_column] = info
+            rule, choices, inputs, why = derive_output(spec, output_column, features, sample, inputs, label_map=lm)
         if rule is None:
             errors = why
-            last = reject(c, why, input_columns=inputs, output_column=choice.output_column)
+            last = reject(c, why, input_columns=inputs, output_column=output_column)
             continue
         plan = Plan(
             dataset=c.entry.id, config=c.config.name, splits=list(c.config.splits) or ["train"], keep=True,
-            roles={col: ("output" if col == choice.output_column else "input" if col in inputs or (choices and col in choices.options) else "irrelevant") for col in columns},
+            roles={col: ("output" if col == output_column else "input" if col in inputs or (choices and col in choices.options) else "irrelevant") for col in columns},
             input_columns=inputs, input_template=template, choices=choices, output=rule, license=c.entry.license, rank=c.rank,
-            checks={"planner_mode": mode, **({"label_check": label_checks[choice.output_column]} if choice.output_column in label_checks else {})},
+            checks={"planner_mode": mode, **({"label_check": label_checks[output_column]} if output_column in label_checks else {})},
         )
         if len(inputs) > 1:
             inputs, leaked = drop_leaks(inputs, plan, features, sample)

@@ -1,7 +1,8 @@
 """Builds with the real embedded model (Qwen2.5-Coder-1.5B) on ../shared/hub.
 
-For six target task kinds, every kept plan's mapped rows must agree with the source's gold answer
-(>= 98%, checked through provenance with gold functions written here, independently of the plan).
+For six target tasks (one a Super-NaturalInstructions definition whose label words differ from the
+source's), every mapped row must agree with its source row's gold answer (>= 98%, read from the
+source row by tests/gold.py, independently of the plan and of which datasets the catalog holds).
 Also: the README example through the CLI, and a second identical build served wholly from the cache.
 """
 
@@ -16,30 +17,28 @@ import datasets
 import pytest
 from click.testing import CliRunner
 
+from .gold import gold_agreement
+
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
-NER = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-GOLD = {
-    "cornell-movie-review-data/rotten_tomatoes": lambda s, f: ["negative", "positive"][s["label"]],
-    "nyu-mll/glue": lambda s, f: f["label"].names[s["label"]],
-    "cardiffnlp/tweet_eval": lambda s, f: f["label"].names[s["label"]],
-    "openai/gsm8k": lambda s, f: s["answer"].split("####")[-1].strip().replace(",", ""),
-    "deepmind/aqua_rat": lambda s, f: s["correct"],
-    "cais/mmlu": lambda s, f: "ABCD"[s["answer"]],
-    "ybisk/piqa": lambda s, f: "AB"[s["label"]],
-    "aps/super_glue": lambda s, f: "AB"[s["label"]],  # copa: choice1 / choice2
-    "rajpurkar/squad": lambda s, f: s["answers"]["text"][0],
-    "google/xquad": lambda s, f: s["answers"]["text"][0],
-    "fancyzhx/ag_news": lambda s, f: f["label"].names[s["label"]],
-    "eriktks/conll2003": lambda s, f: " ".join(NER[i] for i in s["ner_tags"]),
-}
+# which source label names mean each task label (by meaning, for the tasks below; never per dataset)
+SENTIMENT = {"positive": {"positive", "pos"}, "negative": {"negative", "neg"}}
+TOPICS = {"World": {"world"}, "Sports": {"sports"}, "Business": {"business"}, "Sci/Tech": {"sci tech", "science", "technology"}}
+IRONY = {"ironic": {"irony"}, "not": {"non irony"}}
 TASKS = {
-    "sentiment": ("Classify the sentiment of a movie review as positive or negative", lambda o: o in ("positive", "negative")),
-    "math": ("Solve grade-school math word problems; the answer is a number", lambda o: o.replace(".", "").lstrip("-").isdigit()),
-    "multiple_choice": ("Answer multiple-choice science and math questions with the letter of the correct option", lambda o: o in "ABCDE"),
-    "extractive_qa": ("Answer a question about a passage by extracting the answer span from the passage", None),
-    "news_topic": ("Classify news articles by topic: World, Sports, Business or Sci/Tech", lambda o: o in ("World", "Sports", "Business", "Sci/Tech")),
-    "ner": ("Tag each token of a sentence with its named-entity tag (PER, ORG, LOC, MISC)", None),
+    "sentiment": ("Classify the sentiment of a movie review as positive or negative", [], SENTIMENT),
+    "math": ("Solve grade-school math word problems; the answer is a number", [], None),
+    "multiple_choice": ("Answer multiple-choice science and math questions with the letter of the correct option", [], None),
+    "extractive_qa": ("Answer a question about a passage by copying the shortest span of the passage that answers it.", [], None),
+    "news_topic": ("Classify a news article into one of the topics World, Sports, Business or Sci/Tech.", [], TOPICS),
+    "ner": ("Tag each token of a sentence with its named-entity tag (PER, ORG, LOC, MISC)", [], None),
+    # a Super-NaturalInstructions definition whose label words differ from the source's (irony / non_irony)
+    "irony": ("In this task, you are given a tweet. You must judge whether the tweet is ironic or not. We define two type of "
+              "irony for this task ('polarity', 'situational'). Situational irony happens when a situation fails to meet some "
+              "expectations. polarity irony happens when irony is achieved by inverting the intended sentence. Label the "
+              "instances as 'ironic' or 'not' based on your judgment. Note that URLs in the text have been replaced with [Link].",
+              [("I just love when my phone dies at 5% battery. Great design. #not", "ironic"),
+               ("Going to the gym with my sister tonight", "not")], IRONY),
 }
 
 
@@ -72,35 +71,37 @@ def retriever(catalog, persistent_dir):
     return make_retriever(catalog, index_root=persistent_dir / "index")
 
 
-def gold_agreement(catalog, rows) -> tuple[int, int]:
-    loaded, agree = {}, 0
-    for r in rows:
-        key = (r.source_dataset, r.source_config, r.source_split)
-        if key not in loaded:
-            loaded[key] = catalog.load(*key)
-        ds = loaded[key]
-        assert r.source_dataset in GOLD, f"no gold function for {r.source_dataset}"
-        agree += GOLD[r.source_dataset](ds[r.source_row], ds.features) == r.output
-    return agree, len(rows)
-
-
 @pytest.mark.parametrize("task", list(TASKS))
 def test_target_task_builds_agree_with_gold(task, catalog, real_llm, retriever, tmp_path):
+    """Rows are judged, not sources: whichever datasets the catalog offers, every mapped row must
+    agree with its source row's gold answer, use the task's label strings, and (for spans) be a span
+    of the passage part of its input."""
     from datatune.curate import curate
     from datatune.pipeline import BuildOptions, build
+    from datatune.task import Example
 
-    description, valid = TASKS[task]
+    description, examples, lexicon = TASKS[task]
     res = build(description, catalog=catalog, llm=real_llm, retriever=retriever, curate_fn=curate,
-                options=BuildOptions(out=tmp_path / task, size=200, max_candidates=3, synthetic=False))
+                options=BuildOptions(out=tmp_path / task, size=120, max_candidates=3, synthetic=False,
+                                     examples=[Example(input=i, output=o) for i, o in examples]))
     rows = [r for rs in res.rows.values() for r in rs]
     mapped = [r for r in rows if r.method == "mapped"]
-    assert len(rows) == 200 and len(mapped) == 200, Counter(r.method for r in rows)
-    agree, n = gold_agreement(catalog, mapped)
+    spec = res.spec
+    assert len(rows) == 120 and len(mapped) == 120, Counter(r.method for r in rows)
+    agree, n = gold_agreement(catalog, mapped, spec.output_kind, lexicon=lexicon, lowercase=spec.lowercase_letters)
     assert agree / n >= 0.98, (task, agree, n, [p.key for p in res.plans if p.keep])
-    if valid:
-        assert all(valid(r.output) for r in rows)
+    if spec.output_kind == "label":
+        assert {r.output for r in rows} <= set(spec.labels)
+    if lexicon:
+        assert set(spec.labels) == set(lexicon), spec.labels  # every label the definition names, spelled as written
     if task == "extractive_qa":
-        assert all(r.output in r.input for r in rows)
+        assert spec.output_kind == "span"
+        assert all(len(r.output) >= 2 and r.output in r.input for r in rows)
+    if task == "math":
+        assert spec.output_kind == "number"
+        assert all(r.output.replace(".", "").lstrip("-").isdigit() for r in rows)
+        # train first: gsm8k's test split (or any test split) is not used while train rows can fill the set
+        assert {r.source_split for r in rows} == {"train"}
 
 
 def test_readme_example_through_the_cli(hub_path, persistent_dir, tmp_path, monkeypatch):
@@ -115,13 +116,12 @@ def test_readme_example_through_the_cli(hub_path, persistent_dir, tmp_path, monk
     assert result.exit_code == 0, result.output
     train = datasets.load_dataset(str(out))["train"]
     assert len(train) == 500 and set(train["output"]) <= {"positive", "negative"}
-    assert len(set(train["source_dataset"])) >= 2
     from datatune.catalog.local import LocalCatalog
     from datatune.records import Row
 
     cat = LocalCatalog(hub_path)
     rows = [Row(**r) for r in train.to_list()]
-    agree, n = gold_agreement(cat, [r for r in rows if r.method == "mapped"])
+    agree, n = gold_agreement(cat, [r for r in rows if r.method == "mapped"], "label", lexicon=SENTIMENT)
     assert agree == n  # 100% of mapped rows
     # a second identical build is served wholly from the cache: zero LLM calls
     first = json.loads((out / "manifest.json").read_text())["llm"]["total"]
