@@ -62,7 +62,10 @@ class Group(click.Group):
             _echo_err(f"Error: {e}")
             ctx.exit(1)
         except KeyboardInterrupt:
-            _echo_err("Interrupted. The run state is kept: re-run the same command (or add --resume) to continue.")
+            if ctx.invoked_subcommand == "build":
+                _echo_err("Interrupted. The run state is kept: re-run the same command (or add --resume) to continue.")
+            else:
+                _echo_err("Interrupted.")
             ctx.exit(130)
 
 
@@ -83,11 +86,27 @@ def llm_options(f):
     f = click.option("--concurrency", type=click.IntRange(1, 256), help="LLM requests in flight (default: 2 embedded, 8 remote).")(f)
     f = click.option("--max-llm-calls", type=click.IntRange(0), help="Stop cleanly before making more LLM calls than this.")(f)
     f = click.option("--no-cache", is_flag=True, help="Bypass the LLM response cache.")(f)
-    return f
+    return timeout_option(f)
+
+
+def _keep_timeout(ctx, param, value):
+    if value is not None:
+        ctx.meta["datatune.timeout"] = value
+    return value
+
+
+def timeout_option(f):
+    """--timeout, read by make_settings through the click context (no parameter for each command)."""
+    return click.option("--timeout", type=click.FloatRange(min=0, min_open=True), expose_value=False, callback=_keep_timeout, metavar="SECONDS",
+                        help="Seconds one LLM request may wait for its answer; each is tried up to 3 times. "
+                             "Env: DATATUNE_TIMEOUT. Default: 300 embedded, 120 remote.")(f)
 
 
 def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max_llm_calls=None, no_cache=False) -> Settings:
-    s = Settings.from_env().override(catalog=catalog, model=model, base_url=base_url, concurrency=concurrency, max_llm_calls=max_llm_calls)
+    ctx = click.get_current_context(silent=True)
+    timeout = ctx.meta.get("datatune.timeout") if ctx is not None else None
+    s = Settings.from_env().override(catalog=catalog, model=model, base_url=base_url, concurrency=concurrency, max_llm_calls=max_llm_calls,
+                                     timeout=timeout)
     return s.override(use_cache=False) if no_cache else s
 
 
@@ -400,6 +419,7 @@ def llm():
 @llm.command("check")
 @click.option("--model", help="Model name, or an embedded model key.")
 @click.option("--base-url", help="OpenAI-compatible endpoint (default: embedded).")
+@timeout_option
 def llm_check(model, base_url):
     """Print the endpoint, the model, a test completion and tokens/s."""
     import time

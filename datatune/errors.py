@@ -34,3 +34,18 @@ class BudgetExceeded(DatatuneError, RuntimeError):
 
 class RunStateError(DatatuneError, FileExistsError):
     """The output directory holds another run, or the run state is unusable."""
+
+
+class RequestFailed(LLMError):
+    """The endpoint refused or could not answer ONE request (a 4xx such as 400/413/422, a reply with no
+    choices, text that can't be sent). Per-row callers count it as that row's failure and go on; the
+    `*_many` methods return it in place of the row's answer."""
+
+
+class ContextTooLong(RequestFailed):
+    """The prompt does not fit the model's context."""
+
+
+class EndpointError(OfflineError):
+    """The endpoint answers but can't serve requests (wrong key, unknown model, not a chat-completions
+    API, 5xx or 429 after the retries, no answer within the timeout): it stops the run, state kept."""

@@ -24,6 +24,28 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+# Seconds one LLM request may wait for its answer. The client tries each request up to 3 times
+# (openai's max_retries=2), so a silent endpoint fails within about 3x this. The embedded model on
+# 2 cores takes up to a minute or two for a long prompt with a long answer; a remote endpoint that
+# has not answered in 2 minutes is almost always hung.
+DEFAULT_TIMEOUT_EMBEDDED = 300.0
+DEFAULT_TIMEOUT_REMOTE = 120.0
+
+
+def _timeout(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    from .errors import ConfigError
+
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"DATATUNE_TIMEOUT={raw!r} is not a number of seconds above 0; set it like DATATUNE_TIMEOUT=120")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     catalog: str | None = None  # local catalog path; None = the Hugging Face Hub
@@ -34,6 +56,7 @@ class Settings:
     concurrency: int | None = None
     use_cache: bool = True
     max_llm_calls: int | None = None
+    timeout: float | None = None  # seconds one LLM request may wait for its answer; None = request_timeout()
     debug: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -46,8 +69,15 @@ class Settings:
             api_key=env.get("DATATUNE_API_KEY") or env.get("OPENAI_API_KEY") or None,
             model=env.get("DATATUNE_MODEL") or None,
             gguf=env.get("DATATUNE_GGUF") or None,
+            timeout=_timeout(env.get("DATATUNE_TIMEOUT")),
             debug=env.get("DATATUNE_DEBUG", "") not in ("", "0"),
         )
+
+    def request_timeout(self) -> float:
+        """The request timeout in use: --timeout / DATATUNE_TIMEOUT, else one for the endpoint's kind."""
+        if self.timeout is not None:
+            return self.timeout
+        return DEFAULT_TIMEOUT_REMOTE if self.base_url else DEFAULT_TIMEOUT_EMBEDDED
 
     def override(self, **flags) -> "Settings":
         """Apply CLI flags that were given (None means 'not given')."""

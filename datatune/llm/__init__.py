@@ -5,14 +5,18 @@ Only this package imports `openai`.
 
 from __future__ import annotations
 
+from ..errors import ContextTooLong, EndpointError, RequestFailed
 from ..settings import Settings, cache_dir
 from .cache import ResponseCache
-from .client import LLM, Endpoint, InvalidOutput, strict_schema
+from .client import LLM, Endpoint, InvalidOutput, map_error, strict_schema
 from .usage import Usage
 
 DEFAULT_EMBEDDED_MODEL = "qwen2.5-coder-1.5b"
 
-__all__ = ["LLM", "Endpoint", "InvalidOutput", "ResponseCache", "Usage", "open_llm", "resolve_endpoint", "strict_schema"]
+__all__ = [
+    "LLM", "ContextTooLong", "Endpoint", "EndpointError", "InvalidOutput", "RequestFailed", "ResponseCache", "Usage",
+    "map_error", "open_llm", "resolve_endpoint", "strict_schema",
+]
 
 
 def resolve_endpoint(settings: Settings) -> Endpoint:
@@ -37,6 +41,7 @@ def open_llm(settings: Settings, *, usage: Usage | None = None, **kwargs) -> LLM
         concurrency=settings.concurrency,
         cache=cache,
         max_calls=settings.max_llm_calls,
+        timeout=settings.request_timeout(),
         usage=usage,
         **kwargs,
     )

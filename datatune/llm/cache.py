@@ -1,5 +1,9 @@
 """Persistent response cache: re-running the same build makes zero LLM calls.
 
+Only answers that were usable are stored (the client writes after a structured answer validated
+against its schema, or a text answer came back whole), so a bad reply never outlives the endpoint
+that gave it.
+
 Backed by diskcache (SQLite, transactional writes). Values are JSON text; an entry that doesn't
 parse or validate is treated as a miss and overwritten, and a database that can't be opened is
 moved aside and recreated, so a damaged cache never stops a run.
@@ -20,9 +24,13 @@ PROMPT_VERSION = "1"
 
 
 def cache_key(**parts) -> str:
-    """Stable key over (endpoint, model, messages, schema, temperature, seed, prompt version)."""
+    """Stable key over (endpoint, model, messages, schema, temperature, seed, prompt version).
+
+    Text that is not valid UTF-8 (lone surrogates, e.g. undecodable bytes from the command line) still
+    gets a key: "surrogatepass" encodes it; valid text encodes exactly as plain UTF-8, so keys are
+    unchanged."""
     blob = json.dumps({"v": PROMPT_VERSION, **parts}, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class ResponseCache:
@@ -58,7 +66,10 @@ class ResponseCache:
             pass  # a cache that can't be written costs speed, never correctness
 
     def delete(self, key: str) -> None:
-        self._db.delete(key)
+        try:
+            self._db.delete(key)
+        except (sqlite3.DatabaseError, OSError):
+            pass
 
     def info(self) -> dict:
         return {"path": str(self.directory), "entries": len(self._db), "bytes": self._db.volume()}
