@@ -119,6 +119,9 @@ def _apply_evidence(spec: TaskSpec, description: str, examples: list[Example]) -
                     spec.output_kind, spec.labels = "text", []
                 if all(len(o) >= 2 and o in e.input for o, e in zip(outs, examples)):
                     spec.output_kind = "span"
+    elif re.search(r"\b(?:with|is|as|give|gives|output)\s+(?:an?|the|one)\s+(?:number|integer|numeric)|\bnumer(?:ic|ical) (?:answer|value|result)", low) \
+            and spec.output_kind in ("text", "label", "span"):
+        spec.output_kind, spec.labels = "number", []
     elif re.search(r"\b(span|extract\w*|copy\w*|copies)\b", low) and re.search(r"\b(passage|context|paragraph|article|text|document)\b", low) \
             and spec.output_kind in ("span", "text", "label"):
         spec.output_kind, spec.labels = "span", []

@@ -170,10 +170,12 @@ class LabelMapCheck:
     proposed: dict[str, str] = field(default_factory=dict)
     confirmed: dict[str, str] = field(default_factory=dict)
     votes: dict[str, dict[str, int]] = field(default_factory=dict)  # source label -> blind label -> count
+    corrected: dict[str, str] = field(default_factory=dict)  # pairs the blind labels replaced, unanimously
     calls: int = 0
 
     def to_dict(self) -> dict:
-        return {"proposed": self.proposed, "confirmed": self.confirmed, "blind_votes": self.votes, "calls": self.calls}
+        return {"proposed": self.proposed, "confirmed": self.confirmed, "corrected_by_rows": self.corrected,
+                "blind_votes": self.votes, "calls": self.calls}
 
 
 def _target_lines(spec) -> str:
@@ -230,4 +232,11 @@ def check_label_map(llm, spec, proposed: dict[str, str], inputs_by_label: dict[s
         n = sum(votes.values())
         if n and votes.get(t, 0) * 2 > n:  # a strict majority of the blind labels say the same
             out.confirmed[s] = t
+        elif n >= 2:
+            # the rows say otherwise, with one voice (TREC's HUM: proposed 'Description', labelled 'Person' 3 of 3):
+            # the rows' reading stands where that task label is not taken
+            other, k = max(votes.items(), key=lambda kv: kv[1])
+            if k == n and other not in proposed.values() and other not in out.confirmed.values():
+                out.confirmed[s] = other
+                out.corrected[s] = other
     return out

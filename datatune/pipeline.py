@@ -58,7 +58,7 @@ class BuildOptions:
     verify_budget: int | None = None  # LLM calls the verification may spend; None = one per row plus confirmations
     planner: str = "hybrid"  # who decides what: "hybrid" (model picks columns) or "full" (model writes the derivation too)
     splits: list[str] | None = None  # source splits rows may come from; None = train first, the others only to fill
-    judge_votes: int = 3  # LLM votes on each kept source's transformed rows (semantic acceptance); 0 = off
+    judge_votes: int = 4  # transformed inputs of each kept source whose kind the LLM reads (semantic acceptance); 0 = off
 
     def fingerprint_fields(self, description: str, catalog: str) -> dict:
         keep = {k: v for k, v in asdict(self).items() if k not in ("out", "dry_run", "resume", "overwrite")}
@@ -339,19 +339,19 @@ def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
 
 
 def accept_rows(plan: Plan, spec: TaskSpec, ds, llm, *, votes: int, seed: int = 0) -> None:
-    """The LLM votes on a few transformed rows; a plan whose rows it judges not to be the task is rejected."""
-    from .acceptance import judge_rows
+    """A plan whose transformed inputs are not the kind of text the task takes is rejected (acceptance.py)."""
+    from .acceptance import judge_inputs
     from .compile import compile_plan
     from .planner import sample_rows
 
     mapper = compile_plan(plan, ds.features)
-    mapped = [(a, b) for a, b, why in (mapper.map_row(r) for r in sample_rows(ds, n=24, seed=seed + 1)) if why is None]
-    verdict = judge_rows(llm, spec, mapped, votes=votes, seed=seed)
+    inputs = [a for a, _, why in (mapper.map_row(r) for r in sample_rows(ds, n=24, seed=seed + 1)) if why is None]
+    verdict = judge_inputs(llm, spec, inputs, rows=votes, seed=seed)
     plan.checks["acceptance"] = verdict.to_dict()
     if not verdict.accepted:
         plan.keep = False
-        plan.reason = (f"its transformed rows are not this task: {verdict.votes.count('yes')} of {len(verdict.votes)} "
-                       f"LLM votes said they fit ({plan.reason})")
+        plan.reason = (f"its inputs are not the kind of text the task takes: {', '.join(verdict.row_kinds)} "
+                       f"against the {verdict.reference}' {', '.join(verdict.task_kinds)} ({plan.reason})")
 
 
 def _maybe_translate(spec: TaskSpec, c: Candidate, plan: Plan) -> None:

@@ -22,6 +22,7 @@ from . import rules
 from .catalog.base import ConfigInfo, DatasetEntry
 from .compile import class_names, compile_plan, get_path, parse_path, render, root
 from .labels import check_label_map, match_labels, propose_label_map
+from .errors import RequestFailed
 from .llm import LLM, InvalidOutput
 from .model_derive import derive_with_model
 from .plan import Choices, OutputRule, Plan
@@ -141,6 +142,17 @@ def find_options(features: datasets.Features, answer: str, prefer: list[str]) ->
     return [c for c in numbered if c != root(answer)], None
 
 
+def _index_column(features: datasets.Features, sample: list[dict], *, exclude: set[str]) -> str | None:
+    """A column whose values are option indexes or letters (label, answerKey): few distinct small values."""
+    for name, f in features.items():
+        if name in exclude:
+            continue
+        vals = {render(r.get(name)).strip() for r in sample} - {"", "-1"}
+        if 2 <= len(vals) <= 6 and all(v.isdigit() and int(v) <= 6 or (len(v) == 1 and v.isalpha()) for v in vals):
+            return name
+    return None
+
+
 def _index_base(values: list[str], n_options: int) -> int:
     """1 when the answers count options from 1 (social_i_qa's '1'..'3'), else 0."""
     nums = [int(v) for v in values if v.strip().lstrip("-").isdigit()]
@@ -180,6 +192,14 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
             return None, None, inputs, f"labels of {column} ({', '.join(source[:8])}) give {what} the task's labels ({', '.join(spec.labels)})"
         return OutputRule(kind="label_map", column=column, label_map=mapping), None, inputs, ""
 
+    group = numbered_columns(features)
+    if spec.output_kind in ("text", "span", "code", "letter") and root(column) in group:
+        # the model named one option column (cosmos_qa's answer0) as the answer: the answer is the option
+        # an index column points at, so that column is the answer and the group holds the options
+        index = _index_column(features, sample, exclude=set(group))
+        if index:
+            column = index
+            labels, values = class_names(features, column), [render(r.get(column)) for r in sample]
     options, keys = find_options(features, column, inputs)
     if spec.output_kind == "letter":
         if not options:
@@ -365,7 +385,7 @@ def label_map_for(spec: TaskSpec, column: str, features: datasets.Features, samp
         return mapping, {}
     try:
         proposed = propose_label_map(llm, spec, names, column, known=mapping)
-    except InvalidOutput:
+    except (InvalidOutput, RequestFailed):
         return mapping, {"proposed": {}, "error": "no valid label map from the LLM"}
     proposed = {k: v for k, v in proposed.items() if k not in mapping and (v not in mapping.values() or v in proposed.values())}
     if not proposed:
@@ -378,9 +398,11 @@ def label_map_for(spec: TaskSpec, column: str, features: datasets.Features, samp
             by_label.setdefault(name, []).append(_row_text(r, root(column)))
     try:
         check = check_label_map(llm, spec, proposed, by_label, seed=seed)
-    except InvalidOutput:
+    except (InvalidOutput, RequestFailed):
         return mapping, {"proposed": proposed, "error": "the blind label check got no valid answer"}
-    return {**mapping, **check.confirmed}, check.to_dict()
+    taken = set(mapping.values())
+    confirmed = {k: v for k, v in check.confirmed.items() if not (k in check.corrected and v in taken)}
+    return {**mapping, **confirmed}, check.to_dict()
 
 
 def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: LLM, max_reasks: int = 1, seed: int = 0,
@@ -419,7 +441,7 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
     for attempt in range(max_reasks + 1):
         try:
             choice = llm.structured(column_prompt(spec, c, sample, errors), Choice, stage="plan")
-        except InvalidOutput as e:
+        except (InvalidOutput, RequestFailed) as e:
             return reject(c, f"the planner gave no valid column choice ({e})")
         output_column = choice.output_column
         if label_maps:
@@ -438,7 +460,7 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
                     spec, llm, entry_line=dataset_line(spec, c), columns_text=describe_columns(c.config),
                     rows_text=sample_text(sample), output_column=output_column, inputs=inputs,
                     features=features, sample=sample, errors=errors)
-            except InvalidOutput as e:
+            except (InvalidOutput, RequestFailed) as e:
                 return reject(c, f"the planner gave no valid derivation ({e})")
             if why.startswith("the planner rejected it"):
                 return reject(c, why, input_columns=inputs, output_column=output_column)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, create_model
 
 from . import rules
 from .curate import CurateConfig, curate
+from .errors import RequestFailed
 from .llm import LLM, InvalidOutput
 from .records import Row
 from .task import TaskSpec
@@ -57,7 +58,7 @@ def example_subject(example, llm: LLM) -> str:
            "For example: 'a review of a kitchen blender' or 'a question about train timetables'.")
     try:
         return llm.structured([{"role": "user", "content": msg}], Subject, stage="topup", temperature=0.0).subject.strip() or "the same subject as the example"
-    except InvalidOutput:
+    except (InvalidOutput, RequestFailed):
         return "the same subject as the example"
 
 
@@ -111,7 +112,7 @@ def draw_attributes(spec: TaskSpec, llm: LLM) -> list[str]:
            "List short, varied attributes of inputs for this task (topics, styles, lengths, domains), one phrase each.")
     try:
         return llm.structured([{"role": "user", "content": msg}], Attributes, stage="topup").attributes
-    except InvalidOutput:
+    except (InvalidOutput, RequestFailed):
         return ["everyday topic"]
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from datatune.errors import DatatuneError
+from datatune.errors import DatatuneError, OfflineError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ def rerank(query: str, hits: Sequence, vote: Vote, *, votes: int = 5, top: int =
         rng.shuffle(order)
         try:
             answer = vote(query, order)
+        except OfflineError:
+            raise  # a dead endpoint would abstain on every vote: say so instead
         except DatatuneError as e:  # a failed call is an abstention, not a reason to lose the search
             log.warning("rerank vote failed: %s", e)
             answer = None

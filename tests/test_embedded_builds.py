@@ -17,7 +17,7 @@ import datasets
 import pytest
 from click.testing import CliRunner
 
-from .gold import gold_agreement
+from benchmarks.gold import gold_agreement
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 

@@ -33,6 +33,8 @@ def smart_fake(labels=("positive", "negative"), kind="label"):
             text = next(c for c in ("text", "sentence", "question") if c in cols)
             label = next((c for c in ("label", "answer") if c in cols), cols[-1])
             return json.dumps({"input_columns": [text], "output_column": label})
+        if "kind" in props:  # semantic acceptance: which kind of text an input is
+            return json.dumps({"kind": "review or opinion"})
         if "attributes" in props:
             return json.dumps({"attributes": ["short", "long", "sarcastic"]})
         if "rows" in props:
