@@ -125,6 +125,9 @@ def _apply_evidence(spec: TaskSpec, description: str, examples: list[Example]) -
     elif re.search(r"\b(span|extract\w*|copy\w*|copies)\b", low) and re.search(r"\b(passage|context|paragraph|article|text|document)\b", low) \
             and spec.output_kind in ("span", "text", "label"):
         spec.output_kind, spec.labels = "span", []
+    elif spec.output_kind == "text" and len(named) >= 2 and re.search(r"\b(classif\w*|categori[sz]\w*|label\w*|sentiment|topic)\b", low):
+        # "classify ... as positive or negative": the definition names the labels though the model did not say so
+        spec.output_kind, spec.labels = "label", (quoted if len(quoted) >= 2 else listed)
     elif spec.output_kind == "label":
         # no examples: the model's labels, joined by the ones the definition names beside them
         for group in (quoted, listed):

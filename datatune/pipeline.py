@@ -148,8 +148,12 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
         elif (s := state("spec.json")) is not None:
             spec = TaskSpec.model_validate(s)
         else:
+            failed = llm.usage.stage("task").failures
             spec = expand_task(description, options.examples, llm)
-            save("spec.json", spec.model_dump())
+            if llm.usage.stage("task").failures == failed:
+                save("spec.json", spec.model_dump())
+            else:  # a spec read without the model's answer is not kept: a later run (endpoint fixed) asks again
+                rep.event("spec", message="the LLM gave no valid task spec; using what the description and examples show")
     rep.event("spec", message=f"task: {spec.output_kind}" + (f" {spec.labels}" if spec.labels else "") + f", language {spec.language}", spec=spec.model_dump())
 
     # 2 + 3. retrieve and plan ------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from datatune.expand import expand_task
 from datatune.task import Example
 
@@ -39,3 +41,50 @@ def test_language_named_in_description(fake_llm):
 def test_single_label_is_not_a_label_task(fake_llm):
     llm, _ = fake_llm(model_says(output_kind="label", labels=["spam"]))
     assert expand_task("Detect spam", [], llm).output_kind == "text"
+
+
+SNI_SPECS = [
+    # (definition, example outputs, expected kind, expected labels or None)
+    ("In this task, you're given a short article. Your job is to classify the article based on its category. Use the following "
+     "classification labels, 0. World, 1. Sports, 2. Business, 3. Science or Technical. Label the text \"0\" if it contains "
+     "information related to world. Label the text \"1\" if it contains information related to sports. Label the text \"2\" if "
+     "it contains information related business. Label the text \"3\" if it contains science or technical related information.",
+     ["3", "2", "1"], "label", ["0", "1", "2", "3"]),
+    ("In this task, you are given a news article. Your task is to classify the article to one out of the four topics 'World', "
+     "'Sports', 'Business', 'Sci/Tech' if the article's main topic is relevant to the world, sports, business, and "
+     "science/technology, correspondingly.", ["Sci/Tech", "Business", "World"], "label", ["World", "Sports", "Business", "Sci/Tech"]),
+    ("In this task, you are given a passage and a question. Answer the question with a short span copied from the passage.",
+     ["the Lord", "Sunset", "July 16, 1969"], "span", None),
+    ("Craft one correct answer to the question given in input. Make sure your correct answer is reasonably long, consistent "
+     "with the context, and requires common sense.", ["I will return the shoes and get back the money.", "I broke up with my friend."], "text", None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+@pytest.mark.parametrize("definition,outputs,kind,labels", SNI_SPECS)
+def test_real_model_spec_follows_the_definition(embedded_llm, definition, outputs, kind, labels):
+    inputs = {"the Lord": "Passage: In the beginning the Lord made all. Question: Who made all?",
+              "Sunset": "Passage: The band played Sunset last. Question: What did they play last?",
+              "July 16, 1969": "Passage: Apollo 11 launched on July 16, 1969. Question: When did it launch?"}
+    examples = [Example(input=inputs.get(o, f"an input for {o}"), output=o) for o in outputs]
+    spec = expand_task(definition, examples, embedded_llm)
+    assert spec.output_kind == kind
+    if labels:
+        assert sorted(spec.labels) == sorted(labels)
+
+
+def test_definitions_name_labels_and_meanings_without_the_model():
+    """Evidence alone (the model's answer invalid or absent): every label the definition names, outputs 0/1 as labels."""
+    spec = expand_task("Check the sentence is grammatical. If the statement is grammatically correct then output '1', and '0' otherwise.",
+                       [Example(input="Our friends won't buy this analysis.", output="1"), Example(input="Him saw she.", output="0")], None)
+    assert spec.output_kind == "label" and spec.labels == ["0", "1"]
+    assert spec.label_meanings == {"1": "grammatically correct", "0": "not grammatically correct"}
+    spec = expand_task("Classify a news article into one of the topics World, Sports, Business or Sci/Tech.", [], None)
+    assert spec.output_kind == "label" and spec.labels == ["World", "Sports", "Business", "Sci/Tech"]
+    spec = expand_task("Answer the question about the passage.", [Example(input="P: the Lord made all. Q: who?", output="the Lord"),
+                                                                 Example(input="P: they played Sunset. Q: what?", output="Sunset")], None)
+    assert spec.output_kind == "span"  # two different short outputs are not a label set
+    spec = expand_task("Pick the answer. Answer with one of a, b, c, d and e.", [Example(input="x a ) 1 , b ) 2", output="d"),
+                                                                                Example(input="y a ) 1 , b ) 2", output="e")], None)
+    assert spec.output_kind == "letter" and spec.lowercase_letters

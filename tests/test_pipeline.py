@@ -206,3 +206,21 @@ def test_splits_flag_restricts_sources(catalog, fake_llm, tmp_path):
     assert {r.source_split for r in rows if r.method == "mapped"} == {"train"}
     sst2 = next(p for p in res.plans if p.dataset == "nyu-mll/glue")
     assert not sst2.keep and "--splits" in sst2.reason
+
+
+def test_a_spec_read_from_an_invalid_reply_is_not_kept(catalog, fake_llm, tmp_path):
+    """Issue 15: after the endpoint is fixed, the same command must ask for the spec again."""
+    good = smart_fake()
+
+    def broken(body):
+        if "output_kind" in json.dumps(body.get("response_format") or {}):
+            return "not json"
+        return good(body)
+
+    llm, _ = fake_llm(broken)
+    run(catalog, llm, tmp_path, KEYS[1:2], size=50)
+    assert not (tmp_path / "out" / ".datatune" / "spec.json").exists()
+    llm2, ep2 = fake_llm(good)
+    run(catalog, llm2, tmp_path, KEYS[1:2], size=50, resume=True)
+    assert any("output_kind" in json.dumps(b.get("response_format") or {}) for b in ep2.requests)
+    assert (tmp_path / "out" / ".datatune" / "spec.json").exists()
