@@ -85,7 +85,11 @@ def plan_summary(p: Plan) -> str:
     how = {"label_map": lambda: f"label map {o.column}: " + ", ".join(f"{k}→{v}" for k, v in o.label_map.items()),
            "choice_letter": lambda: f"letter of {o.column} over options {p.choices.options if p.choices else ''}",
            "column": lambda: f"{o.column}" + (f" (extract {o.extract}{' ' + o.marker if o.marker else ''})" if o.extract != "none" else ""),
-           "llm": lambda: f"LLM: {o.instruction}"}[o.kind]()
+           "choice_text": lambda: f"text of the option {o.column} points at, over {o.options}",
+           "llm": lambda: f"LLM: {o.instruction}"}.get(o.kind, lambda: o.kind)()
+    if p.checks.get("acceptance"):
+        a = p.checks["acceptance"]
+        how += f"; inputs read as {', '.join(a.get('row_kinds', []))} (task: {', '.join(a.get('task_kinds', []))})"
     return f"input {p.input_columns} → output {how}"
 
 
