@@ -473,12 +473,20 @@ def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: l
 
 def allocate_by_split(rows: list[Row], order: list[str], options: BuildOptions, labels: list[str] | None = None,
                       weak: set[str] | frozenset = frozenset()) -> list[Row]:
-    """`allocate` over train rows alone first; validation, other and test splits join only while the set is short."""
-    tiers = list(dict.fromkeys(split_order({r.source_split for r in rows})))
+    """`allocate` over train rows of the near sources first; then their validation rows, then far
+    (weak) sources' train and validation rows, and test splits only while the set is still short."""
+    ranks = {s: i for i, s in enumerate(split_order({r.source_split for r in rows}))}
+    test_rank = ranks.get("test", len(ranks))
+
+    def tier(r: Row) -> tuple[int, int, int]:
+        far = f"{r.source_dataset}:{r.source_config}" in weak
+        rank = ranks.get(r.source_split, 0)
+        return (rank >= test_rank, far, rank)
+
+    tiers = sorted({tier(r) for r in rows})
     chosen: list[Row] = []
-    for n in range(1, len(tiers) + 1):
-        allowed = set(tiers[:n])
-        chosen = allocate([r for r in rows if r.source_split in allowed], order, options, labels, weak=weak)
+    for t in tiers:
+        chosen = allocate([r for r in rows if tier(r) <= t], order, options, labels, weak=weak)
         if len(chosen) >= options.size:
             break
     return chosen
