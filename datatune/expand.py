@@ -72,6 +72,21 @@ def _is_letter_set(outs: list[str]) -> bool:
     return bool(outs) and all(len(o) == 1 and o.isalpha() and o.isascii() for o in outs) and (all(o.isupper() for o in outs) or all(o.islower() for o in outs))
 
 
+def _letters(description: str, examples: list[Example], outs: list[str]) -> list[str]:
+    """The option letters a task uses: those its definition quotes ("A", "B", "C", and "D"), else A up to
+    the last option letter its examples show."""
+    quoted = [q for q in definitions.quoted_labels(description) if len(q) == 1 and q.isalpha()]
+    if len(quoted) >= 2:
+        last = max(q.upper() for q in quoted)
+    else:
+        shown = [m.upper() for e in examples for m in re.findall(r"\(([A-Za-z])\)|^\s*([A-Za-z])[.)]\s", e.input, re.M) for m in m if m]
+        if not shown:
+            return []
+        last = max(shown + [o.upper() for o in outs])
+    letters = [chr(c) for c in range(ord("A"), ord(last) + 1)]
+    return [x.lower() for x in letters] if all(o.islower() for o in outs) else letters
+
+
 def _apply_evidence(spec: TaskSpec, description: str, examples: list[Example]) -> None:
     """What the definition and the examples show overrides the model.
 
@@ -92,6 +107,7 @@ def _apply_evidence(spec: TaskSpec, description: str, examples: list[Example]) -
                                      or (all(o.upper() <= "E" for o in outs) and not any(o in meanings for o in outs))):
             spec.output_kind, spec.labels = "letter", []
             spec.lowercase_letters = all(o.islower() for o in outs)
+            spec.letters = _letters(description, examples, outs)
         elif all(rules.is_number(o) for o in outs):
             digits = [x for x in quoted if x.isdigit()] + [k for k in meanings if k.isdigit()] + definitions.label_range(description)
             small = all(o.lstrip("-").isdigit() and abs(int(o)) <= 10 for o in outs)

@@ -307,6 +307,11 @@ def validate(plan: Plan, spec: TaskSpec, features: datasets.Features, sample: li
             errors.append(f"only {s:.0%} of outputs are option letters")
         if len(set(outs)) < 2:
             errors.append("every answer is the same letter")
+        if spec.letters:
+            beyond = sorted({o for o in outs if o not in spec.letters})
+            if len(beyond) and sum(o in beyond for o in outs) / len(outs) > 0.02:
+                # AQuA's five options for a task whose questions have four
+                errors.append(f"answers {beyond} are beyond the task's options {spec.letters[0]}-{spec.letters[-1]}")
     elif spec.output_kind == "tags":
         s = share(lambda io: len(io[1].split()) == len(io[0].split()))
         checks["aligned_share"] = round(s, 3)

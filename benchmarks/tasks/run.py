@@ -45,7 +45,10 @@ def load_tasks() -> list[dict]:
 
 
 def vocabulary(task: dict) -> set[str]:
-    outs = {str(e["output"]).strip() for e in task["examples"]}
+    """The task's own label strings: what its definition quotes and its examples and instances answer."""
+    from datatune.definitions import quoted_labels
+
+    outs = {str(e["output"]).strip() for e in task["examples"]} | set(quoted_labels(task["definition"]))
     for inst in task.get("instances", []):
         outs |= {str(o).strip() for o in (inst["output"] if isinstance(inst["output"], list) else [inst["output"]])}
     return outs
