@@ -164,7 +164,8 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
             from .query import retrieval_query
 
             query = retrieval_query(spec)
-            candidates = retriever(query.text, options.top_k, options.exclude, labels=list(query.labels), languages=[spec.language])
+            candidates = retriever(query.text, options.top_k, options.exclude, labels=list(query.labels), languages=[spec.language],
+                                   examples=[e.input for e in spec.examples])
         rep.event("candidates", message=f"{len(candidates)} candidates: " + ", ".join(c.key for c in candidates[:8]),
                   candidates=[{"key": c.key, "score": c.score, "has_rows": c.entry.has_rows} for c in candidates])
         with timed("plan"):

@@ -78,7 +78,15 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
             state["index"] = open_index(catalog, root=index_root, progress=reporter is not None)
         return state["index"]
 
-    def retrieve(query: str, k: int, exclude: list[str], labels: list[str] | None = None, languages: list[str] | None = None) -> list[Candidate]:
+    def rows_matcher():
+        if "rows" not in state:
+            from retrieval_index.by_rows import RowMatcher
+
+            state["rows"] = RowMatcher(index())
+        return state["rows"]
+
+    def retrieve(query: str, k: int, exclude: list[str], labels: list[str] | None = None, languages: list[str] | None = None,
+                 examples: list[str] | None = None) -> list[Candidate]:
         from retrieval_index.filters import Filters
 
         base = dict(exclude=list(exclude), benchmark=benchmark)
@@ -89,6 +97,21 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
             seen = {(h.dataset_id, h.config) for h in hits}
             more = index().search(query, k=k, filters=Filters.make(**base, has_rows=True), labels=labels or (), languages=languages)
             hits += [h for h in more if (h.dataset_id, h.config) not in seen]
+        if examples:
+            # the configs whose rows look like the examples join the card ranking (retrieval_index/by_rows.py)
+            from retrieval_index.by_rows import fuse
+            from retrieval_index.index import Hit
+
+            entries = {e.id: e for e in index().entries}
+            allowed = set(exclude)
+
+            def lookup(dataset_id, config):
+                e = entries.get(dataset_id)
+                if e is None or allowed & set(e.names):
+                    return None
+                return Hit(dataset_id, config, 0.0, ("rows near the examples",), e, (config,))
+
+            hits = fuse(hits, examples, rows_matcher(), lookup=lookup)[: max(k, len(hits))]
         if vote is not None and hits:
             from retrieval_index.rerank import rerank
 

@@ -54,17 +54,18 @@ def vocabulary(task: dict) -> set[str]:
     return outs
 
 
-def retrieval_rank(index, spec, relevant) -> int | None:
+def retrieval_rank(retriever, spec, relevant) -> int | None:
+    """Rank of the first relevant dataset in what the build's own retriever returns (cards fused with rows)."""
     from datatune.query import retrieval_query
     from retrieval_index.evaluate import first_relevant_rank
 
     q = retrieval_query(spec)
-    hits = index.search(q.text, k=10, labels=q.labels, languages=[spec.language])
+    cands = retriever(q.text, 20, [], labels=list(q.labels), languages=[spec.language], examples=[e.input for e in spec.examples])
     ranked = []
-    for h in hits:
-        if h.entry not in ranked:
-            ranked.append(h.entry)
-    return first_relevant_rank(ranked, relevant)
+    for c in cands:
+        if c.entry not in ranked:
+            ranked.append(c.entry)
+    return first_relevant_rank(ranked[:10], relevant)
 
 
 def build_one(task: dict, *, catalog, llm, retriever, size: int, out: Path) -> dict:
@@ -124,14 +125,14 @@ def main() -> None:
     from retrieval_index.evaluate import load_dev_set, score_ranks
 
     started = time.time()
-    catalog, index = common.catalog(), common.index(progress=False)
+    catalog = common.catalog()
     llm = open_llm(Settings())
     retriever = make_retriever(catalog)
     tasks = [t for t in load_tasks() if not args.only or t["task"] in args.only]
     per_task, sni_ranks = [], []
     for t in tasks:
         spec = expand_task(t["definition"], [Example(input=e["input"], output=str(e["output"])) for e in t["examples"]], llm)
-        rank = retrieval_rank(index, spec, t["relevant"] + t.get("relevant_lenient", []))
+        rank = retrieval_rank(retriever, spec, t["relevant"] + t.get("relevant_lenient", []))
         sni_ranks.append(rank)
         row = {"task": t["task"], "retrieval_rank": rank, "has_rows": t["has_rows"]}
         if t["has_rows"] and not args.no_builds:
@@ -139,7 +140,7 @@ def main() -> None:
         per_task.append(row)
         print(json.dumps(row), flush=True)
     dev = load_dev_set(SHARED / "eval" / "retrieval_dev.jsonl")
-    dev_ranks = [retrieval_rank(index, expand_task(q.query, [], llm), q.relevant) for q in dev] if not args.only else []
+    dev_ranks = [retrieval_rank(retriever, expand_task(q.query, [], llm), q.relevant) for q in dev] if not args.only else []
     result = {
         "size": args.size, "model": llm.endpoint.model,
         "retrieval": {"sni_definitions": score_ranks(sni_ranks).as_dict(), "retrieval_dev": score_ranks(dev_ranks).as_dict() if dev_ranks else None,

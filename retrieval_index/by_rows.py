@@ -1,0 +1,76 @@
+"""Retrieval by rows: the task's example inputs against real values of each config that has rows.
+
+A definition can say little that a card says ("Craft one correct answer to the question given in
+input" names neither stories nor commonsense; openbookqa's card speaks of 'open book' exams), while
+the examples look like the rows. Measured with MiniLM over ../shared/hub (mean over examples of the
+best cosine to 48 row texts): on the 12 Super-NaturalInstructions tasks with rows, the task's own
+source ranked first among 44 datasets in 9 and within the top 3 in all 12; against the definition
+instead it ranked first in 1. So, when a task has examples, the configs whose sampled values are
+nearest the examples join the card ranking by reciprocal-rank fusion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RRF_K = 5.0
+ROWS_WEIGHT = 0.7  # measured on the SNI definitions: hit@10 0.71 -> 0.81, MRR@10 0.667 -> 0.663 (cards alone vs fused)
+MIN_CHARS = 12  # ids, labels and numbers are not rows
+
+
+class RowMatcher:
+    """Sampled values of every config with rows, embedded once per index."""
+
+    def __init__(self, index):
+        self.index = index
+        self.keys: list[tuple[str, str]] = []
+        owners: list[int] = []
+        texts: list[str] = []
+        for entry_id, configs in index.samples.items():
+            for config, sample in configs.items():
+                values = [v.strip() for v in str(sample.get("text", "")).split(" | ") if len(v.strip()) >= MIN_CHARS]
+                if not values:
+                    continue
+                self.keys.append((entry_id, config))
+                owners += [len(self.keys) - 1] * len(values)
+                texts += values
+        self.owner = np.asarray(owners, dtype=np.int64)
+        self.vectors = np.asarray(index.encoder.encode(texts), dtype=np.float32) if texts else np.zeros((0, 1), np.float32)
+
+    def scores(self, examples: list[str]) -> dict[tuple[str, str], float]:
+        """(dataset, config) -> mean over examples of the best cosine to one of its values."""
+        if not examples or not self.keys:
+            return {}
+        ex = np.asarray(self.index.encoder.encode([e[:600] for e in examples]), dtype=np.float32)
+        sims = self.vectors @ ex.T  # values x examples
+        best = np.full((len(self.keys), len(examples)), -1.0, dtype=np.float32)
+        np.maximum.at(best, self.owner, sims)
+        return {k: float(best[i].mean()) for i, k in enumerate(self.keys)}
+
+
+def fuse(hits: list, examples: list[str], matcher: RowMatcher, *, lookup, depth: int = 10, weight: float = ROWS_WEIGHT) -> list:
+    """Card hits and the configs nearest the examples, by reciprocal-rank fusion (one result per dataset and config).
+
+    `lookup(dataset_id, config)` makes a hit for a config the card ranking did not return (or None).
+    """
+    scores = matcher.scores(examples)
+    if not scores:
+        return hits
+    by_rows = sorted(scores, key=lambda k: -scores[k])[:depth]
+    fused: dict[tuple[str, str], float] = {}
+    found = {(h.dataset_id, h.config): h for h in hits}
+    for r, h in enumerate(hits, 1):
+        fused[(h.dataset_id, h.config)] = 1.0 / (RRF_K + r)
+    for r, key in enumerate(by_rows, 1):
+        if key not in found:
+            # a config of a dataset already found under another config counts for that hit
+            same = next((k for k in found if k[0] == key[0] and key[1] in found[k].configs), None)
+            if same is not None:
+                key = same
+            else:
+                h = lookup(*key)
+                if h is None:
+                    continue
+                found[key] = h
+        fused[key] = fused.get(key, 0.0) + weight / (RRF_K + r)
+    return [found[k] for k in sorted(fused, key=lambda k: -fused[k])]
