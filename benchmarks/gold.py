@@ -130,6 +130,9 @@ def agrees(kind: str, output: str, row: dict, features, *, lexicon: dict[str, se
     if kind == "text":
         opts, ans = options_and_answer(row, features)
         return ans is not None and 0 <= ans < len(opts) and output.strip() == str(opts[ans]).strip()
+    if kind == "wrong_text":  # a task that asks for a wrong answer: any option but the correct one
+        opts, ans = options_and_answer(row, features)
+        return ans is not None and 0 <= ans < len(opts) and output.strip() in [str(o).strip() for i, o in enumerate(opts) if i != ans]
     if kind == "tags":
         for col, f in features.items():
             inner = getattr(f, "feature", None)

@@ -208,6 +208,10 @@ class RowMapper:
                 i = option_index(row, v)
                 if i is None or not 0 <= i < len(opts):
                     return None, "answer_not_an_option"
+                if out.wrong:
+                    if len(opts) < 2:
+                        return None, "no_wrong_option"
+                    i = (i + 1) % len(opts)
                 text = render(opts[i]).strip()
                 return (text, None) if text else (None, "empty_output")
 

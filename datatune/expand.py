@@ -152,6 +152,9 @@ def _apply_evidence(spec: TaskSpec, description: str, examples: list[Example]) -
                 break
         else:
             spec.labels = _cased(spec.labels, named)
+    if spec.output_kind in ("text", "span") and re.search(
+            r"\b(?:wrong|incorrect|implausible|false)\s+(?:answer|option|solution|process|response)|\bdoes not lead to\b", low):
+        spec.wrong_answer = True
     if re.search(r"\b(each|every|per) (token|word)\b|\btoken[- ]level\b", low):
         spec.output_kind = "tags"  # one tag per token: the labels are tag types, not row labels
     for name, code in LANGUAGES.items():

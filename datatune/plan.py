@@ -34,6 +34,7 @@ class OutputRule(BaseModel):
     options: list[str] = Field(default_factory=list)  # choice_text: the option paths whose text is the output
     index_base: Literal[0, 1] = 0  # choice_text / choice_letter with numbers: '1' is the first option when 1
     lowercase: bool = False  # choice_letter: 'a'..'e', as the task's examples write them
+    wrong: bool = False  # choice_text: the output is a wrong option (the one after the correct one), for tasks that ask for one
 
 
 class Choices(BaseModel):

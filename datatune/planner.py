@@ -219,8 +219,10 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
             return None, None, inputs, "no question column besides the options"
         n = len(options) if len(options) > 1 else 4
         base = 0 if keys else _index_base(values, n)
-        return OutputRule(kind="choice_text", column=column, options=options, option_keys=keys, index_base=base), None, question, ""
+        return OutputRule(kind="choice_text", column=column, options=options, option_keys=keys, index_base=base, wrong=spec.wrong_answer), None, question, ""
 
+    if spec.wrong_answer:
+        return None, None, inputs, "the task asks for a wrong answer, and this dataset has no wrong options to take one from"
     if labels:
         return None, None, inputs, f"{column} is a class label, the task wants {spec.output_kind}"
 

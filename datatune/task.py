@@ -34,6 +34,7 @@ class TaskSpec(BaseModel):
     # label matching reads these as well as the label strings
     label_meanings: dict[str, str] = Field(default_factory=dict)
     lowercase_letters: bool = False  # letter answers written 'a'..'e', as the user's examples do
+    wrong_answer: bool = False  # the task asks for a wrong or implausible answer (piqa's "a process that does not lead to the outcome")
     letters: list[str] = Field(default_factory=list)  # letter tasks: the option letters the task uses ('A'..'D'), when known
 
     @property

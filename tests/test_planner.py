@@ -166,3 +166,16 @@ def test_multiple_choice_numbered_option_columns_in_any_order(catalog, fake_llm)
     plan, res, _ = plan_and_run(catalog, fake_llm, MC, "ybisk/piqa", "plain_text", ["goal", "sol2", "sol1"], "label")
     assert plan.choices.options == ["sol1", "sol2"]
     assert_gold(catalog, res, lambda s: "AB"[s["label"]])
+
+
+def test_a_task_asking_for_wrong_answers_gets_a_wrong_option(catalog, fake_llm):
+    from datatune.expand import expand_task
+
+    spec = expand_task("You will be asked how to do a certain task. You should describe a physical process that does not lead to "
+                       "the asked outcome, yet it is closely related to it.", [], None)
+    assert spec.output_kind == "text" and spec.wrong_answer
+    plan, result, _ = plan_and_run(catalog, fake_llm, spec, "ybisk/piqa", "plain_text", ["goal"], "label")
+    assert plan.keep and plan.output.kind == "choice_text" and plan.output.wrong
+    for r in result.rows[:200]:
+        src = source_row(catalog, r)
+        assert r.output == [src["sol1"], src["sol2"]][1 - src["label"]].strip()

@@ -68,7 +68,7 @@ def retrieval_rank(retriever, spec, relevant) -> int | None:
     return first_relevant_rank(ranked[:10], relevant)
 
 
-def build_one(task: dict, *, catalog, llm, retriever, size: int, out: Path) -> dict:
+def build_one(task: dict, *, catalog, llm, retriever, embedder, size: int, out: Path) -> dict:
     from benchmarks.gold import gold_agreement
     from datatune.curate import curate
     from datatune.errors import DatatuneError
@@ -78,7 +78,7 @@ def build_one(task: dict, *, catalog, llm, retriever, size: int, out: Path) -> d
     examples = [Example(input=e["input"], output=str(e["output"])) for e in task["examples"]]
     calls0, t0 = llm.usage.to_dict()["total"]["calls"], time.time()
     try:
-        res = build(task["definition"], catalog=catalog, llm=llm, retriever=retriever, curate_fn=curate,
+        res = build(task["definition"], catalog=catalog, llm=llm, retriever=retriever, curate_fn=curate, embedder=embedder,
                     options=BuildOptions(out=out, size=size, max_candidates=4, synthetic=False, examples=examples, overwrite=True))
     except DatatuneError as e:
         return {"task": task["task"], "error": str(e), "llm_calls": llm.usage.to_dict()["total"]["calls"] - calls0,
@@ -88,10 +88,10 @@ def build_one(task: dict, *, catalog, llm, retriever, size: int, out: Path) -> d
     spec = res.spec
     kind = spec.output_kind
     lexicon = LEXICON.get(task["task"])
-    if task["task"] == "task081_piqa_wrong_answer_generation":
+    if spec.wrong_answer:
         kind = "wrong_text"
     agree = n = 0
-    if mapped and kind != "wrong_text":
+    if mapped:
         agree, n = gold_agreement(catalog, mapped, kind, lexicon=lexicon, lowercase=spec.lowercase_letters)
     vocab = vocabulary(task)
     classification = task["category"] in ("classification", "multiple_choice")
@@ -128,6 +128,9 @@ def main() -> None:
     catalog = common.catalog()
     llm = open_llm(Settings())
     retriever = make_retriever(catalog)
+    from datatune.embed import get_embedder
+
+    embedder = get_embedder()  # as the CLI passes it: sources are ordered by how near their rows are to the examples
     tasks = [t for t in load_tasks() if not args.only or t["task"] in args.only]
     per_task, sni_ranks = [], []
     for t in tasks:
@@ -136,7 +139,7 @@ def main() -> None:
         sni_ranks.append(rank)
         row = {"task": t["task"], "retrieval_rank": rank, "has_rows": t["has_rows"]}
         if t["has_rows"] and not args.no_builds:
-            row.update(build_one(t, catalog=catalog, llm=llm, retriever=retriever, size=args.size, out=Path("/tmp/datatune-tasks") / t["task"]))
+            row.update(build_one(t, catalog=catalog, llm=llm, retriever=retriever, embedder=embedder, size=args.size, out=Path("/tmp/datatune-tasks") / t["task"]))
         per_task.append(row)
         print(json.dumps(row), flush=True)
     dev = load_dev_set(SHARED / "eval" / "retrieval_dev.jsonl")
