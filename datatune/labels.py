@@ -149,7 +149,10 @@ def match_labels(source_labels: list[str], targets: list[str], meanings: dict[st
         if pos is None:
             continue
         others = [t for t in targets if t != pos and t not in mapping.values()]
-        negs = [t for t in others if norm(t) in _BARE_OTHER or (_negated(t) is not None and match_label(_negated(t), [pos]) is not None)]
+        # 'not X' is the other of X; a bare 'not'/'neither' is only when X and it are the whole set:
+        # 'non_hate' is not 'Neither' of hate / offensive / neither (an offensive tweet is non-hate)
+        negs = [t for t in others if (norm(t) in _BARE_OTHER and len(targets) == 2)
+                or (_negated(t) is not None and match_label(_negated(t), [pos]) is not None)]
         if len(negs) == 1:
             mapping[s] = negs[0]
         elif len(targets) == 2 and len(others) == 1:

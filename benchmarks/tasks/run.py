@@ -34,7 +34,8 @@ LEXICON = {
     "task1541_agnews_classification": {"0": {"world"}, "1": {"sports"}, "2": {"business"}, "3": {"sci tech"}},
     "task833_poem_sentiment_classification": {"positive": {"positive"}, "negative": {"negative"}},
     "task843_financial_phrasebank_classification": {"positive": {"positive"}, "negative": {"negative"}, "neutral": {"neutral"}},
-    "task904_hate_speech_offensive_classification": {"Hate Speech": {"hate speech"}, "Offensive": {"offensive language"}, "Neither": {"neither"}},
+    "task904_hate_speech_offensive_classification": {"Hate Speech": {"hate speech", "hate"}, "Offensive": {"offensive language", "offensive"},
+                                                      "Neither": {"neither", "not offensive"}},
     "task1289_trec_classification": {"Description": {"desc"}, "Entity": {"enty"}, "Abbreviation": {"abbr"}, "Person": {"hum"},
                                      "Quantity": {"num"}, "Location": {"loc"}},
 }
