@@ -271,8 +271,10 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[
         planned = 0
         for rank, c in enumerate(candidates, 1):
             c.rank = rank
-            kept_rows = sum(p.checks.get("est_rows", 0) for p in plans if p.keep)
-            kept_sources = len({p.dataset for p in plans if p.keep})
+            # only rows outside test splits count as enough: a test-only source (MATH, gsm8k's socratic
+            # config) must not stop planning before a source with a train split is found
+            kept_rows = sum(p.checks.get("est_rows_not_test", p.checks.get("est_rows", 0)) for p in plans if p.keep)
+            kept_sources = len({p.dataset for p in plans if p.keep and p.checks.get("est_rows_not_test", 1)})
             if planned >= options.max_candidates or (kept_rows >= 2 * need and kept_sources >= 2):
                 break
             if c.key in done:
@@ -287,7 +289,7 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[
                 p = plan_one(spec, c, catalog, llm, options)
                 planned += 1
                 if p.keep:
-                    plans += sibling_plans(p, c)
+                    plans += sibling_plans(p, c, options.splits)
                 bar.update()
                 rep.event("plan", message=f"{'keep' if p.keep else 'reject'} {c.key}: {p.reason}", key=c.key, keep=p.keep)
             plans.append(p)
@@ -295,8 +297,10 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[
     return plans
 
 
-def sibling_plans(plan: Plan, c: Candidate) -> list[Plan]:
-    """The same plan for configs of the same kind (same columns and labels), e.g. MMLU's subjects."""
+def sibling_plans(plan: Plan, c: Candidate, splits: list[str] | None = None) -> list[Plan]:
+    """The same plan for configs of the same kind (same columns and labels), e.g. MMLU's subjects.
+
+    Each sibling takes its own splits (gsm8k's `main` has train, its `socratic` sibling only test)."""
     out = []
     for name in c.siblings:
         try:
@@ -306,10 +310,12 @@ def sibling_plans(plan: Plan, c: Candidate) -> list[Plan]:
         if not cfg.has_rows or [f.name for f in cfg.features] != [f.name for f in c.config.features]:
             continue
         p = plan.model_copy(deep=True)
-        p.config, p.splits = name, [s for s in plan.splits if s in cfg.splits]
+        p.config, p.splits = name, split_order([s for s in cfg.splits if splits is None or s in splits])
         if not p.splits:
             continue
-        p.checks = {**p.checks, "est_rows": int(cfg.num_rows * plan.checks.get("est_rows", 0) / max(1, c.config.num_rows)), "same_plan_as": plan.config}
+        share = plan.checks.get("est_rows", 0) / max(1, c.config.num_rows)
+        p.checks = {**p.checks, "est_rows": int(cfg.num_rows * share), "same_plan_as": plan.config,
+                    "est_rows_not_test": int(sum(n for sp, n in cfg.splits.items() if sp != "test" and sp in p.splits) * share)}
         out.append(p)
     return out
 
@@ -339,6 +345,7 @@ def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
         plan.splits = split_order(allowed) or splits
         kept_share = plan.checks.get("rows_kept", 0) / max(1, plan.checks.get("rows_checked", 1))
         plan.checks["est_rows"] = int(sum(c.config.splits.get(s, 0) for s in plan.splits) * kept_share)
+        plan.checks["est_rows_not_test"] = int(sum(c.config.splits.get(s, 0) for s in plan.splits if s != "test") * kept_share)
         _maybe_translate(spec, c, plan)
     return plan
 

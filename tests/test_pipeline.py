@@ -224,3 +224,17 @@ def test_a_spec_read_from_an_invalid_reply_is_not_kept(catalog, fake_llm, tmp_pa
     run(catalog, llm2, tmp_path, KEYS[1:2], size=50, resume=True)
     assert any("output_kind" in json.dumps(b.get("response_format") or {}) for b in ep2.requests)
     assert (tmp_path / "out" / ".datatune" / "spec.json").exists()
+
+
+def test_a_sibling_config_takes_its_own_splits():
+    from datatune.catalog.base import ConfigInfo, DatasetEntry, Feature
+    from datatune.pipeline import sibling_plans
+    from datatune.plan import Plan
+
+    feats = (Feature("question", "string"), Feature("answer", "string"))
+    main, socratic = ConfigInfo("main", feats, {"train": 7473, "test": 1319}), ConfigInfo("socratic", feats, {"test": 1319})
+    e = DatasetEntry(id="openai/gsm8k", configs=(main, socratic), has_rows=True)
+    plan = Plan(dataset=e.id, config="socratic", splits=["test"], keep=True, checks={"est_rows": 1319})
+    (sib,) = sibling_plans(plan, Candidate(e, socratic, siblings=("main",)))
+    assert sib.config == "main" and sib.splits == ["train", "test"] and sib.checks["est_rows_not_test"] == 7473
+    assert sibling_plans(plan, Candidate(e, socratic, siblings=("main",)), ["validation"]) == []
