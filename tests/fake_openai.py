@@ -27,6 +27,30 @@ HANG = Reply(status=0)
 _BUILT = object()
 
 
+def answer(body: dict) -> str:
+    """The default answer, by the request's JSON schema (or its instruction, for per-row text)."""
+    rf = body.get("response_format") or {}
+    props = ((rf.get("json_schema") or {}).get("schema") or {}).get("properties", {})
+    user = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    if "output_kind" in props:
+        return json.dumps({"output_kind": "label", "labels": ["positive", "negative"], "language": "en", "input_format": "", "output_format": ""})
+    if "output_column" in props:
+        cols = props["output_column"]["enum"]
+        text = next(c for c in ("text", "sentence") if c in cols)
+        return json.dumps({"input_columns": [text], "output_column": "label" if "label" in cols else cols[-1]})
+    if "kind" in props:  # semantic acceptance: which kind of text an input is
+        return json.dumps({"kind": "review or opinion"})
+    if "attributes" in props:
+        return json.dumps({"attributes": ["short", "long"]})
+    if "rows" in props:
+        n = props["rows"]["maxItems"]
+        return json.dumps({"rows": [{"input": f"synthetic {k} " + str(abs(hash(user)) % 10**8)} for k in range(n)]})
+    if "Translate" in user:
+        src = user.split("Input: ", 1)[1].split("\n\nCurrent", 1)[0]
+        return "DE: " + src
+    return "ok"
+
+
 def completion(body: dict, content: str = "", *, choices=_BUILT) -> dict:
     """A chat completion for `body`; `choices` (e.g. [] or None) replaces the one built from `content`."""
     if choices is _BUILT:
