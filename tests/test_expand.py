@@ -67,7 +67,8 @@ def test_real_model_spec_follows_the_definition(embedded_llm, definition, output
     inputs = {"the Lord": "Passage: In the beginning the Lord made all. Question: Who made all?",
               "Sunset": "Passage: The band played Sunset last. Question: What did they play last?",
               "July 16, 1969": "Passage: Apollo 11 launched on July 16, 1969. Question: When did it launch?"}
-    examples = [Example(input=inputs.get(o, f"an input for {o}"), output=o) for o in outputs]
+    examples = [Example(input=inputs.get(o, f"Context: story {i} about a day at work. Question: what may happen next?"), output=o)
+                for i, o in enumerate(outputs)]
     spec = expand_task(definition, examples, embedded_llm)
     assert spec.output_kind == kind
     if labels:
