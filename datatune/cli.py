@@ -194,7 +194,12 @@ def _eval_texts(path: Path) -> list[str]:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            texts.append(str(obj.get("input", "")) if isinstance(obj, dict) else str(obj))
+            value = obj.get("input") if isinstance(obj, dict) else obj
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}:{n}: no 'input' text (each line needs a non-empty string 'input' field)")
+            texts.append(value)
+    if not texts:
+        raise ConfigError(f"{path} has no evaluation rows; remove --eval-file or add JSONL lines with an 'input' field")
     return texts
 
 

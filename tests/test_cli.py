@@ -120,3 +120,17 @@ def test_debug_shows_traceback(runner, tmp_path, monkeypatch):
     monkeypatch.setenv("DATATUNE_DEBUG", "1")
     result = runner.invoke(main, ["build", " "])
     assert isinstance(result.exception, ConfigError)
+
+
+@pytest.mark.parametrize("content,says", [("", "has no evaluation rows"), ('{"input": null}\n', ":1: no 'input' text"),
+                                          ('{"output": "x"}\n', ":1: no 'input' text"), ('{"input": "  "}\n', ":1: no 'input' text")])
+def test_empty_or_null_eval_file_is_refused(tmp_path, content, says):
+    """Issue 15: an empty or null-valued --eval-file was accepted silently (no contamination check at all)."""
+    from click.testing import CliRunner
+
+    from datatune.cli import main
+
+    f = tmp_path / "eval.jsonl"
+    f.write_text(content)
+    r = CliRunner().invoke(main, ["build", "classify sentiment", "--eval-file", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
+    assert r.exit_code == 1 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
