@@ -177,8 +177,8 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     if options.dry_run:
         return BuildResult(options.out, spec, plans, {}, {}, {}, dry_run=True, estimate=estimate)
     if not kept and not (options.synthetic and options.synthetic_fraction >= 1 and topup_fn is not None):
-        raise ConfigError("no candidate dataset fits this task (see the reasons with --dry-run); try --catalog with more datasets "
-                          "or a clearer description, or pass --synthetic-fraction 1 for a fully synthetic set")
+        raise ConfigError(f"no candidate dataset fits this task ({_why_none(plans)}); see every reason with --dry-run, "
+                          "try --catalog with more datasets or a clearer description, or pass --synthetic-fraction 1 for a fully synthetic set")
     if not kept:
         rep.event("plans", message="no source fits: the set is all synthetic (--synthetic-fraction 1)")
 
@@ -260,6 +260,24 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     manifest["timings_s"] = timings
     run.set_status("done", rows=manifest["rows"])
     return BuildResult(options.out, spec, plans, splits, dict(drops), manifest)
+
+
+def _why_none(plans: list[Plan]) -> str:
+    """The nearest candidates' reasons, first one per dataset: the model's invalid answer, a dataset
+    that failed to load (with its file), or a plan that broke the spec, instead of a bare 'none fits'."""
+    if not plans:
+        return "retrieval found no candidates"
+    planned = [p for p in plans if not p.reason.startswith("card only")]
+    if not planned:
+        return f"all {len(plans)} candidates are card-only in this catalog"
+    seen, out = set(), []
+    for p in planned:
+        if p.dataset not in seen:
+            seen.add(p.dataset)
+            out.append(f"{p.key}: {p.reason[:120]}")
+        if len(out) == 2:
+            break
+    return "; ".join(out)
 
 
 def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[Plan]:

@@ -238,3 +238,12 @@ def test_a_sibling_config_takes_its_own_splits():
     (sib,) = sibling_plans(plan, Candidate(e, socratic, siblings=("main",)))
     assert sib.config == "main" and sib.splits == ["train", "test"] and sib.checks["est_rows_not_test"] == 7473
     assert sibling_plans(plan, Candidate(e, socratic, siblings=("main",)), ["validation"]) == []
+
+
+def test_no_fitting_source_names_the_nearest_reasons(catalog, fake_llm, tmp_path):
+    """Issue 15: 'no candidate fits' now says why the nearest candidates were rejected."""
+    llm, _ = fake_llm(smart_fake())
+    with pytest.raises(Exception) as e:
+        run(catalog, llm, tmp_path, ["fancyzhx/ag_news:default", "imdb:plain_text"], size=50, synthetic=False)
+    msg = str(e.value)
+    assert "fancyzhx/ag_news:default: its labels (World, Sports, Business, Sci/Tech) don't match" in msg and "\n" not in msg
