@@ -216,7 +216,9 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
             vr = verify_rows(rows, spec, llm, policy=options.verify, max_calls=budget, votes=3, seed=options.seed, reporter=rep)
             rows = vr.rows
             drops.update(vr.dropped)
-            verification = {"policy": options.verify, **dict(vr.counts), "calls": vr.calls}
+            verification = {"policy": options.verify, **dict(vr.counts), "calls": vr.calls, **({"note": vr.note} if vr.note else {})}
+            if vr.note:
+                rep.event("verify", message=f"verify: rows left unchecked: {vr.note}")
             rep.event("verify", message="verify: " + ", ".join(f"{k} {v}" for k, v in vr.counts.items() if v), verification=verification)
     # 6. top up ------------------------------------------------------------------------------
     topup_stats: dict = {"verification": verification} if verification else {}

@@ -46,7 +46,7 @@ from typing import Callable, Collection, Literal, Sequence
 
 from pydantic import BaseModel, create_model
 
-from .codecheck import code_answers, numbers_match, parse_number
+from .codecheck import SandboxUnavailable, code_answers, numbers_match, parse_number
 from .errors import BudgetExceeded, ConfigError
 from .llm import LLM
 from .records import Row
@@ -66,6 +66,7 @@ class VerifyResult:
     dropped: Counter = field(default_factory=Counter)  # drop reason -> rows removed
     counts: Counter = field(default_factory=Counter)  # checked, agree, disagree, relabelled, dropped, error, unchecked, skipped
     calls: int = 0  # LLM requests this stage sent (cache hits not counted)
+    note: str = ""  # why rows stayed unchecked, when something other than the budget stopped it (no OS sandbox)
 
 
 def verify_rows(
@@ -142,6 +143,7 @@ def verify_rows(
         return first is None or not same(first, rows[i])
 
     stopped = False
+    note = ""
     with (reporter.bar("verify", total=len(selected), unit="row") if reporter else nullcontext(None)) as bar:
         for vote in range(votes):
             if stopped:
@@ -159,6 +161,10 @@ def verify_rows(
                 chunk = todo[pos:pos + n]
                 try:
                     answers = ask([rows[i] for i in chunk], vote, left() - len(chunk))
+                except SandboxUnavailable as e:  # no OS sandbox here: no program runs, the rows stay unchecked
+                    note = str(e)
+                    stopped = True
+                    break
                 except BudgetExceeded:  # the LLM's own --max-llm-calls: keep what was checked
                     stopped = True
                     break
@@ -210,7 +216,7 @@ def verify_rows(
         else:
             shown = f"disagree:{_short(majority or top[0])}" if prefix else "disagree:flagged"
             out.append(replace(row, check=prefix + shown))
-    return VerifyResult(out, dropped, counts, llm.usage.stage(STAGE).calls - start)
+    return VerifyResult(out, dropped, counts, llm.usage.stage(STAGE).calls - start, note)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -305,6 +305,7 @@ def test_without_the_os_sandbox_verify_leaves_rows_unchecked(monkeypatch, fake_l
     res = verify_rows(rows(), SPEC, llm, policy="drop")
     assert not ep.requests  # nothing asked of the LLM either
     assert [r.check for r in res.rows] == [""] * 5 and res.counts["unchecked"] == 5 and not res.dropped
+    assert "code checks are refused: testing" in res.note  # the reason reaches the card
 
 
 # -- numbers -------------------------------------------------------------------------------------
