@@ -30,6 +30,7 @@ from .rundir import RunDir, fingerprint
 from .task import Example, TaskSpec
 
 LLM_CHUNK = 16  # rows per shard on the per-row LLM path
+MAX_SIZE = 10_000_000  # rows per build, until rows stay in Arrow between stages
 
 
 @dataclass
@@ -67,6 +68,9 @@ class BuildOptions:
     def validate(self) -> None:
         if self.size < 1:
             raise ConfigError(f"--size must be at least 1 (got {self.size})")
+        if self.size > MAX_SIZE:
+            # rows are still Python objects between stages: 10M rows take a few GB; a billion were OOM-killed at 20 GB
+            raise ConfigError(f"--size {self.size:,} is more than one build makes ({MAX_SIZE:,} rows at most); ask for fewer rows")
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"--validation-fraction must be in [0, 1) (got {self.validation_fraction})")
         if self.verify not in ("off", "flag", "relabel", "drop"):

@@ -134,3 +134,13 @@ def test_empty_or_null_eval_file_is_refused(tmp_path, content, says):
     f.write_text(content)
     r = CliRunner().invoke(main, ["build", "classify sentiment", "--eval-file", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
     assert r.exit_code == 1 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_a_size_beyond_what_a_build_makes_is_refused_at_once(tmp_path):
+    """Issue 15: --size 1000000000 was OOM-killed at 20 GB."""
+    from click.testing import CliRunner
+
+    from datatune.cli import main
+
+    r = CliRunner().invoke(main, ["build", "classify sentiment", "--size", "1000000000", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "1,000,000,000 is more than one build makes" in r.output and len(r.output.strip().splitlines()) == 1
