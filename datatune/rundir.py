@@ -166,12 +166,7 @@ class RunDir:
         for rel in sorted(self.outputs()):
             p = self._inside(rel)
             if p is not None and p.is_file() and not p.is_symlink():
-                try:
-                    p.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as e:
-                    raise _os_error(self.out, e) from e
+                self._remove(p.unlink)
         for d in ("data", "plots"):
             p = self.out / d
             if p.is_dir() and not p.is_symlink():
@@ -182,15 +177,17 @@ class RunDir:
         for child in self.state.iterdir():
             if child.name == LOCK:
                 continue
-            try:
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)  # does not follow symlinks inside
-                else:
-                    child.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise _os_error(self.out, e) from e
+            # rmtree does not follow symlinks inside
+            self._remove((lambda c=child: shutil.rmtree(c)) if child.is_dir() and not child.is_symlink() else child.unlink)
+
+    def _remove(self, delete) -> None:
+        """Run one deletion: already gone is fine, any other OS error is one line naming the folder."""
+        try:
+            delete()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise _os_error(self.out, e) from e
 
     # -- what the run wrote -------------------------------------------------------------------
     def outputs(self) -> set[str]:
