@@ -7,6 +7,8 @@ LLM fields are not handled here: they are filled afterwards by execute.py.
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -52,6 +54,53 @@ def render(value: Any) -> str:
     return str(value)
 
 
+def answers_of(value: Any) -> list[str]:
+    """A row's accepted answers: a string, a list of strings, or a SQuAD `answers` struct's texts."""
+    if isinstance(value, dict):
+        value = value.get("text", [])
+    if isinstance(value, list):
+        return [s for s in (render(v).strip() for v in value) if s]
+    s = render(value).strip()
+    return [s] if s else []
+
+
+def answer_key(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", str(text).lower()).split())
+
+
+def same_answer(candidate: str, answers: list[str]) -> bool:
+    """One of the answers, or one contains the other word by word ('December 1972' in '14 December 1972'):
+    such a candidate can't serve as a wrong answer or a distractor."""
+    c = f" {answer_key(candidate)} "
+    for a in answers:
+        k = f" {answer_key(a)} "
+        if c == k or (k.strip() and k in c) or (c.strip() and c in k):
+            return True
+    return False
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def row_rng(seed: int, key: str) -> random.Random:
+    """A generator seeded by the plan's seed and a row's own text: stable across runs, batches and processes."""
+    digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def draw_others(rng: random.Random, pool: list[str], answers: list[str], k: int) -> list[str]:
+    """k answers from the pool, none the same as the row's answers or as each other (fewer if the pool can't)."""
+    picked: list[str] = []
+    for j in range(8 * k + 16):
+        c = pool[rng.randrange(len(pool))] if j < 8 * k else pool[(j - 8 * k) % len(pool)]
+        if not same_answer(c, answers + picked):
+            picked.append(c)
+            if len(picked) == k:
+                break
+    return picked
+
+
 def pretty(name: str) -> str:
     return root(name).replace("_", " ").strip().capitalize()
 
@@ -90,6 +139,7 @@ class RowMapper:
         self._input = self._compile_input()
         self._output = self._compile_output()
         self._required = [parse_path(c) for c in plan.drop_if_missing]
+        self._pair = self._compile_pair()
 
     def _referenced(self) -> list[str]:
         p = self.plan
@@ -153,7 +203,7 @@ class RowMapper:
     # -- output -----------------------------------------------------------------------------
     def _compile_output(self) -> Callable[[dict], tuple[str | None, str | None]]:
         out = self.plan.output
-        if out is None or out.kind == "llm":
+        if out is None or out.kind in ("llm", "verify_answer", "distractor_letter"):
             return lambda row: ("", None)
         path = parse_path(out.column or "")
         labels = class_names(self.features, out.column or "")
@@ -277,12 +327,50 @@ class RowMapper:
 
         return column
 
+    # -- rows rewritten by rule: answer verification, distractors from other rows ---------------
+    def _compile_pair(self) -> Callable[[dict, str], tuple[str, str | None, str | None]] | None:
+        """(input, output, drop reason) of a row of a verify_answer or distractor_letter plan, given its rendered question."""
+        out = self.plan.output
+        if out is None or out.kind not in ("verify_answer", "distractor_letter"):
+            return None
+        path, pool = parse_path(out.column or ""), list(out.pool)
+        case = str.lower if out.lowercase else str.upper
+
+        def pair(row: dict, body: str):
+            answers = answers_of(get_path(row, path))
+            if not answers:
+                return "", None, "no_answer"
+            if not pool:
+                return "", None, "no_other_answers"
+            rng = row_rng(out.seed, body + "\x00" + answers[0])
+            if out.kind == "verify_answer":
+                if rng.random() < 0.5:
+                    return f"{body}\nAnswer: {one_line(answers[0])}", out.label_map["correct"], None
+                other = draw_others(rng, pool, answers, 1)
+                if not other:
+                    return "", None, "no_wrong_answer"
+                return f"{body}\nAnswer: {one_line(other[0])}", out.label_map["incorrect"], None
+            others = draw_others(rng, pool, answers, out.n_options - 1)
+            if len(others) < out.n_options - 1:
+                return "", None, "too_few_distractors"
+            at = rng.randrange(out.n_options)
+            options = [one_line(o) for o in others[:at] + [answers[0]] + others[at:]]
+            return rules.with_choices(body, options), case(rules.letter(at)), None
+
+        return pair
+
     # -- rows -------------------------------------------------------------------------------
     def map_row(self, row: dict) -> tuple[str, str, str | None]:
         for req in self._required:
             v = get_path(row, req)
             if v is MISSING or v is None or v == "" or v == []:
                 return "", "", "missing_field"
+        if self._pair is not None:
+            body = self._input(row)
+            if not body:
+                return "", "", "empty_input"
+            text, output, reason = self._pair(row, body)
+            return (text, output, None) if reason is None else ("", "", reason)
         output, reason = self._output(row)
         if reason:
             return "", "", reason

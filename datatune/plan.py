@@ -22,7 +22,7 @@ PLAN_VERSION = 1
 class OutputRule(BaseModel):
     """How a row's `output` is derived."""
 
-    kind: Literal["column", "label_map", "choice_letter", "choice_text", "llm"]
+    kind: Literal["column", "label_map", "choice_letter", "choice_text", "llm", "verify_answer", "distractor_letter"]
     column: str | None = None  # field path of the answer
     extract: Literal["none", "marker", "boxed", "last_number"] = "none"
     marker: str | None = None  # for extract == "marker"
@@ -35,6 +35,16 @@ class OutputRule(BaseModel):
     index_base: Literal[0, 1] = 0  # choice_text / choice_letter with numbers: '1' is the first option when 1
     lowercase: bool = False  # choice_letter: 'a'..'e', as the task's examples write them
     wrong: bool = False  # choice_text: the output is a wrong option (the one after the correct one), for tasks that ask for one
+    # Rows rewritten by rule into a task the source does not hold as such, one output row per source row:
+    # - verify_answer: the input gets 'Answer: <candidate>', the row's own answer or (half the rows) another row's;
+    #   the output is label_map['correct'] or label_map['incorrect'], in the task's label strings;
+    # - distractor_letter: the row's answer among n_options - 1 other rows' answers, lettered; the output is its letter.
+    # `column` is the row's answer: a string, a list of accepted answers, or a SQuAD `answers` struct. Other rows'
+    # answers come from `pool`, drawn from the source's rows at plan time, and each row's draw is seeded by `seed`
+    # and the row's own text: the same plan gives the same rows whatever the batch boundaries or the split.
+    pool: list[str] = Field(default_factory=list)
+    seed: int = 0
+    n_options: int = 4
 
 
 class Choices(BaseModel):
