@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import statistics
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,8 +21,8 @@ from pydantic import BaseModel, create_model
 
 from . import rules
 from .catalog.base import ConfigInfo, DatasetEntry
-from .compile import class_names, compile_plan, get_path, parse_path, render, root
-from .labels import check_label_map, match_labels, propose_label_map
+from .compile import answer_key, answers_of, class_names, compile_plan, get_path, parse_path, render, root, same_answer
+from .labels import check_label_map, match_labels, norm, propose_label_map
 from .errors import RequestFailed
 from .llm import LLM, InvalidOutput
 from .model_derive import derive_with_model
@@ -160,11 +161,13 @@ def _index_base(values: list[str], n_options: int) -> int:
 
 
 def derive_output(spec: TaskSpec, column: str, features: datasets.Features, sample: list[dict], inputs: list[str],
-                  label_map: dict[str, str] | None = None) -> tuple[OutputRule | None, Choices | None, list[str], str]:
+                  label_map: dict[str, str] | None = None, seed: int = 0) -> tuple[OutputRule | None, Choices | None, list[str], str]:
     """The output rule (and option rendering) for the chosen answer column, or a reason to reject.
 
     `label_map` is the label matching already done for a label task (code and checked LLM pairs);
-    without it, code matches the names here.
+    without it, code matches the names here. A QA source answers a verification task (question +
+    candidate answer -> correct or not) or a multiple-choice task without options by rows rewritten
+    by rule (`answer_pairs`, `distractor_choices`).
     """
     labels = class_names(features, column)
     values = [render(r.get(root(column))) for r in sample]
@@ -182,11 +185,14 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
 
     if spec.output_kind == "label":
         source = labels if labels else sorted({v.strip() for v in values if v.strip()})
-        if not labels and len(source) > 20:
-            return None, None, inputs, f"{column} is free text, not a label"
-        mapping = label_map if label_map is not None else match_labels(source, spec.labels, spec.label_meanings)
+        free = not labels and len(source) > 20
+        mapping = {} if free else label_map if label_map is not None else match_labels(source, spec.labels, spec.label_meanings)
         covered = set(mapping.values())
         need = max(2, math.ceil(len(spec.labels) / 2)) if len(spec.labels) >= 2 else 1
+        if len(covered) < min(need, len(spec.labels)) and not labels and (verdicts := verification_labels(spec)):
+            return answer_pairs(verdicts, column, features, sample, inputs, seed)
+        if free:
+            return None, None, inputs, f"{column} is free text, not a label"
         if len(covered) < min(need, len(spec.labels)):
             what = f"only {sorted(covered)} of" if covered else "none of"
             return None, None, inputs, f"labels of {column} ({', '.join(source[:8])}) give {what} the task's labels ({', '.join(spec.labels)})"
@@ -203,7 +209,7 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
     options, keys = find_options(features, column, inputs)
     if spec.output_kind == "letter":
         if not options:
-            return None, None, inputs, "no answer options in the dataset"
+            return distractor_choices(spec, column, features, sample, inputs, seed)
         question = [c for c in inputs if root(c) != root(column) and root(c) not in {root(o) for o in options}]
         if not question:
             return None, None, inputs, "no question column besides the options"
@@ -241,7 +247,101 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
         inputs = [c for c in inputs if root(c) not in {root(o) for o in options}]
         return OutputRule(kind="column", column=_answer_path(column, features)), None, inputs, ""
 
+    # a SQuAD `answers` struct read as input (question generation: passage + answer -> question) is its text
+    inputs = [_answer_path(c, features) if _answer_struct(features.get(c)) else c for c in inputs]
     return OutputRule(kind="column", column=column), None, inputs, ""
+
+
+def _answer_struct(f) -> bool:
+    """SQuAD's `answers`: a struct of lists with `text` (and `answer_start`), not options with `label` keys."""
+    return isinstance(f, dict) and "text" in f and "label" not in f
+
+
+# -- rows rewritten by rule: answer verification, distractors drawn from other rows ------------------
+_CORRECT_WORDS = {"yes", "true", "correct", "right", "valid", "1", "y", "t"}
+_WRONG_WORDS = {"no", "false", "incorrect", "wrong", "invalid", "0", "n", "f"}
+_ABOUT_AN_ANSWER = re.compile(r"\b(?:the|an?|candidate|given|proposed|provided|this|its)\s+(?:\w+\s+)?answers?\b[^.?!\n]{0,80}?"
+                              r"\b(?:correct|incorrect|right|wrong|valid|accurate|true|false)\b"
+                              r"|\b(?:correct|incorrect|right|wrong|valid|accurate)\s+(?:\w+\s+)?answers?\b", re.I)
+POOL_SIZE = 256
+TRANSFORMS = {  # what each rewrite does, in words, for plans.json and the card
+    "verify_answer": lambda o: (f"answer verification pairs: each row's question with its own answer ({o.label_map['correct']!r}) "
+                                f"or, for half the rows, another row's answer ({o.label_map['incorrect']!r}), drawn from {len(o.pool)} "
+                                f"answers of the source sampled at plan time, seed {o.seed}"),
+    "distractor_letter": lambda o: (f"multiple choice from other rows: each row's answer among {o.n_options - 1} distractors, other rows' "
+                                    f"answers distinct from it and each other, drawn from {len(o.pool)} answers of the source "
+                                    f"sampled at plan time, shuffled with seed {o.seed}; the output is the answer's letter"),
+}
+
+
+def _says_correct(label: str, meaning: str) -> bool | None:
+    """Whether a label means 'the answer is correct' (True), 'it is not' (False) or neither (None)."""
+    m = norm(meaning)
+    if m:
+        if re.search(r"\b(?:not|incorrect|wrong|false|invalid|inaccurate|isn t|doesn t)\b", m):
+            return False
+        if re.search(r"\b(?:correct|right|true|valid|accurate)\b", m):
+            return True
+    w = norm(label)
+    return True if w in _CORRECT_WORDS else False if w in _WRONG_WORDS else None
+
+
+def verification_labels(spec: TaskSpec) -> dict[str, str] | None:
+    """{'correct': label, 'incorrect': label} when the task asks whether a given answer is correct: two labels,
+    one meaning correct and one not (by the definition's meanings, else the words), and a definition about an answer."""
+    if spec.output_kind != "label" or len(spec.labels) != 2 or not _ABOUT_AN_ANSWER.search(spec.description):
+        return None
+    says = {lb: _says_correct(lb, spec.label_meanings.get(lb, "")) for lb in spec.labels}
+    right = [lb for lb, v in says.items() if v is True]
+    wrong = [lb for lb, v in says.items() if v is False]
+    return {"correct": right[0], "incorrect": wrong[0]} if len(right) == 1 and len(wrong) == 1 else None
+
+
+def _question_like(column: str, sample: list[dict]) -> bool:
+    if re.search(r"question|query|problem", root(column), re.I):
+        return True
+    vals = [render(get_path(r, parse_path(column))).strip() for r in sample]
+    return bool(vals) and sum(v.endswith("?") for v in vals) >= 0.5 * len(vals)
+
+
+def answer_pool(column: str, features: datasets.Features, sample: list[dict], inputs: list[str], need: int) -> tuple[list[str], list[str], str]:
+    """(pool, inputs, why not): other rows' answers to draw from, when `column` holds short free-text answers
+    to a question among the inputs. The pool is drawn at plan time from the sample, so it is part of the plan."""
+    inputs = [c for c in inputs if root(c) != root(column)]
+    if class_names(features, column):
+        return [], inputs, f"{column} is a class label, not an answer to draw other rows' answers from"
+    if not any(_question_like(c, sample) for c in inputs):
+        return [], inputs, "no question among the input columns"
+    firsts = [a[0] for a in (answers_of(get_path(r, parse_path(column))) for r in sample) if a]
+    if len(firsts) < 0.5 * len(sample):
+        return [], inputs, f"{column} is empty in most rows"
+    if statistics.median(len(a) for a in firsts) > 100:
+        return [], inputs, f"{column} holds long texts, not short answers"
+    pool: dict[str, str] = {}
+    for a in firsts:
+        if len(a) <= 200 and answer_key(a):
+            pool.setdefault(answer_key(a), a)
+    pool = list(pool.values())[:POOL_SIZE]
+    if len(pool) < max(20, 3 * need):
+        return [], inputs, f"{column} has only {len(pool)} distinct answers in {len(sample)} rows, too few to draw others from"
+    return pool, inputs, ""
+
+
+def answer_pairs(verdicts: dict[str, str], column: str, features, sample, inputs, seed: int):
+    """Verification rows: question + the row's own answer (correct) or another row's (incorrect), half each."""
+    pool, inputs, why = answer_pool(column, features, sample, inputs, 1)
+    if not pool:
+        return None, None, inputs, f"the task asks whether an answer is correct, and {why}"
+    return OutputRule(kind="verify_answer", column=column, label_map=verdicts, pool=pool, seed=seed), None, inputs, ""
+
+
+def distractor_choices(spec: TaskSpec, column: str, features, sample, inputs, seed: int):
+    """Multiple-choice rows from a QA source without options: the answer among other rows' answers."""
+    n = len(spec.letters) if len(spec.letters) >= 2 else 4
+    pool, inputs, why = answer_pool(column, features, sample, inputs, n)
+    if not pool:
+        return None, None, inputs, f"no answer options in the dataset, and {why}"
+    return OutputRule(kind="distractor_letter", column=column, pool=pool, seed=seed, n_options=n, lowercase=spec.lowercase_letters), None, inputs, ""
 
 
 def numbered_columns(features: datasets.Features, n: int = 0) -> list[str]:
@@ -340,7 +440,36 @@ def validate(plan: Plan, spec: TaskSpec, features: datasets.Features, sample: li
         s = share(lambda io: io[1].strip() != io[0].strip())
         if s < 0.95:
             errors.append("the output repeats the input")
+    if plan.output is not None and plan.output.kind in TRANSFORMS:
+        errors += _check_rewrites(plan.output, kept, kept_rows, checks)
     return errors, checks
+
+
+def _check_rewrites(out: OutputRule, kept: list[tuple[str, str]], rows: list[dict], checks: dict) -> list[str]:
+    """Rewritten rows checked against their source rows: a pair says correct exactly when it shows the row's
+    own answer, and about half do; a question's options are distinct and the answer is at the output letter."""
+    errors = [] if len(kept) >= min(20, len(rows)) else [f"only {len(kept)} rows could be rewritten"]
+    path, good, correct = parse_path(out.column or ""), 0, 0
+    for (text, o), r in zip(kept, rows):
+        answers = answers_of(get_path(r, path))
+        if out.kind == "verify_answer":
+            shown = text.rsplit("\nAnswer: ", 1)[-1]
+            own = answer_key(shown) == answer_key(answers[0])
+            correct += o == out.label_map["correct"]
+            good += (o == out.label_map["correct"]) == own and (own or not same_answer(shown, answers))
+        else:
+            opts = [line.split(". ", 1)[-1] for line in text.splitlines()[-out.n_options:]]
+            at = ord(o.upper()) - ord("A")
+            good += (len({answer_key(x) for x in opts}) == out.n_options and 0 <= at < len(opts)
+                     and answer_key(opts[at]) == answer_key(answers[0]) and not any(same_answer(x, answers) for i, x in enumerate(opts) if i != at))
+    checks["rewrites_ok_share"] = round(good / len(kept), 3)
+    if good < 0.99 * len(kept):
+        errors.append(f"only {good / len(kept):.0%} of the rewritten rows hold together (answer shown, distinct options)")
+    if out.kind == "verify_answer":
+        checks["correct_share"] = round(correct / len(kept), 3)
+        if not 0.3 <= correct / len(kept) <= 0.7:
+            errors.append(f"{correct / len(kept):.0%} of the pairs show the correct answer, not about half")
+    return errors
 
 
 def drop_leaks(inputs: list[str], plan: Plan, features, sample: list[dict]) -> tuple[list[str], list[str]]:
@@ -434,7 +563,7 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
         label_cols = [col for col in columns if class_names(features, col)]
         string_labels = any(isinstance(features[col], datasets.Value) and features[col].dtype == "string"
                             and len({render(r[col]) for r in sample}) <= 20 for col in columns)
-        if label_cols and not string_labels:
+        if label_cols and not string_labels and not verification_labels(spec):
             for col in label_cols:
                 label_maps[col], info = label_map_for(spec, col, features, sample, llm, seed=seed)
                 if info:
@@ -479,18 +608,20 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
                 lm, info = label_map_for(spec, output_column, features, sample, llm, seed=seed)
                 if info:
                     label_checks[output_column] = info
-            rule, choices, inputs, why = derive_output(spec, output_column, features, sample, inputs, label_map=lm)
+            rule, choices, inputs, why = derive_output(spec, output_column, features, sample, inputs, label_map=lm, seed=seed)
         if rule is None:
             errors = why
             last = reject(c, why, input_columns=inputs, output_column=output_column)
             continue
         plan = Plan(
             dataset=c.entry.id, config=c.config.name, splits=list(c.config.splits) or ["train"], keep=True,
-            roles={col: ("output" if col == output_column else "input" if col in inputs or (choices and col in choices.options) else "irrelevant") for col in columns},
+            roles={col: ("output" if col == output_column else "input" if col in {root(i) for i in inputs} or (choices and col in choices.options) else "irrelevant") for col in columns},
             input_columns=inputs, input_template=template, choices=choices, output=rule, license=c.entry.license, rank=c.rank,
             checks={"planner_mode": mode, **({"label_check": label_checks[output_column]} if output_column in label_checks else {})},
         )
-        if len(inputs) > 1:
+        if rule.kind in TRANSFORMS:
+            plan.checks["transform"] = TRANSFORMS[rule.kind](rule)
+        elif len(inputs) > 1:  # a transform's output is made by rule: no input column can state it
             inputs, leaked = drop_leaks(inputs, plan, features, sample)
             if leaked:
                 plan.input_columns = inputs
@@ -500,7 +631,8 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
         errs, checks = validate(plan, spec, features, sample)
         plan.checks.update(checks)
         if not errs:
-            plan.reason = f"input {plan.input_columns} -> output {rule.kind} of {rule.column}"
+            plan.reason = f"input {plan.input_columns} -> output {rule.kind} of {rule.column}" + (
+                f" ({plan.checks['transform']})" if "transform" in plan.checks else "")
             return plan
         errors = "; ".join(errs)
         last = reject(c, errors, **checks)
