@@ -65,7 +65,8 @@ def answers_of(value: Any) -> list[str]:
 
 
 def answer_key(text: str) -> str:
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", str(text).lower()).split())
+    """An answer compared by its words: case, punctuation and spacing aside (any script)."""
+    return " ".join(re.sub(r"[\W_]+", " ", str(text).lower()).split())
 
 
 def same_answer(candidate: str, answers: list[str]) -> bool:
@@ -337,7 +338,7 @@ class RowMapper:
         case = str.lower if out.lowercase else str.upper
 
         def pair(row: dict, body: str):
-            answers = answers_of(get_path(row, path))
+            answers = [a for a in answers_of(get_path(row, path)) if answer_key(a)]  # ')' is no answer to check
             if not answers:
                 return "", None, "no_answer"
             if not pool:

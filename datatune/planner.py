@@ -21,7 +21,7 @@ from pydantic import BaseModel, create_model
 
 from . import rules
 from .catalog.base import ConfigInfo, DatasetEntry
-from .compile import answer_key, answers_of, class_names, compile_plan, get_path, parse_path, render, root, same_answer
+from .compile import answer_key, answers_of, class_names, compile_plan, get_path, one_line, parse_path, render, root, same_answer
 from .labels import check_label_map, match_labels, norm, propose_label_map
 from .errors import RequestFailed
 from .llm import LLM, InvalidOutput
@@ -320,7 +320,7 @@ def answer_pool(column: str, features: datasets.Features, sample: list[dict], in
     pool: dict[str, str] = {}
     for a in firsts:
         if len(a) <= 200 and answer_key(a):
-            pool.setdefault(answer_key(a), a)
+            pool.setdefault(answer_key(a), one_line(a))  # as the rows show it: 'May\xa01' -> 'May 1'
     pool = list(pool.values())[:POOL_SIZE]
     if len(pool) < max(20, 3 * need):
         return [], inputs, f"{column} has only {len(pool)} distinct answers in {len(sample)} rows, too few to draw others from"
