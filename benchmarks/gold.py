@@ -115,8 +115,53 @@ def spans(row: dict) -> set[str]:
     return out
 
 
-def agrees(kind: str, output: str, row: dict, features, *, lexicon: dict[str, set[str]] | None = None, lowercase: bool = False) -> bool:
-    """Does a built row's output equal the gold answer of its source row?"""
+def answers(row: dict) -> set[str]:
+    """Every answer a QA row accepts, normalised: a SQuAD `answers` struct's texts, a column named answer(s)."""
+    out = spans(row)
+    for col in ("answer", "answers"):
+        v = row.get(col)
+        out |= {v} if isinstance(v, str) else {x for x in v if isinstance(x, str)} if isinstance(v, list) else set()
+    return {answer_norm(a) for a in out if answer_norm(a)}
+
+
+def answer_norm(s) -> str:
+    """A free-text answer by its words, in any script ('異世界はスマートフォンとともに' stays itself)."""
+    return " ".join(re.sub(r"[\W_]+", " ", str(s).lower()).split())
+
+
+def lettered_options(text: str) -> list[str]:
+    """The `A. option` lines that end a multiple-choice input, in order (from the last line lettered A)."""
+    lines = text.splitlines()
+    i = len(lines)
+    while i > 0 and re.fullmatch(r"[A-Za-z]\. .*", lines[i - 1]):
+        i -= 1
+    run = lines[i:]
+    starts = [j for j, line in enumerate(run) if line[0] in "Aa"]
+    run = run[starts[-1]:] if starts else []
+    return [line[3:] for line in run] if all(line[0].upper() == chr(ord("A") + j) for j, line in enumerate(run)) else []
+
+
+def agrees(kind: str, output: str, row: dict, features, *, lexicon: dict[str, set[str]] | None = None, lowercase: bool = False,
+           input: str = "", verdicts: dict[str, str] | None = None) -> bool:
+    """Does a built row's output equal the gold answer of its source row?
+
+    Rows rewritten from a QA row are judged through it: `verify` (the input ends 'Answer: <candidate>';
+    `verdicts` names the task's label for 'correct' and 'incorrect': correct iff the candidate is one of
+    the row's answers), `choice_from_answers` (the option at the output letter is the row's answer and no
+    other option is), `question` (the output is the row's question: passage + answer -> question).
+    """
+    if kind == "verify":
+        if "\nAnswer: " not in input or not verdicts:
+            return False
+        shown = answer_norm(input.rsplit("\nAnswer: ", 1)[1])
+        return output == verdicts["correct" if shown in answers(row) else "incorrect"]
+    if kind == "choice_from_answers":
+        opts, gold = lettered_options(input), answers(row)
+        at = ord(output.upper()) - ord("A") if len(output) == 1 and output.isalpha() else -1
+        return (0 <= at < len(opts) and answer_norm(opts[at]) in gold and output.islower() == lowercase
+                and not any(answer_norm(o) in gold for i, o in enumerate(opts) if i != at))
+    if kind == "question":
+        return output.strip() == str(row.get("question", "")).strip() != ""
     if kind == "label":
         want = lexicon.get(output, {norm(output)}) if lexicon else {norm(output)}
         return bool(label_names(row, features) & {norm(w) for w in want})
@@ -152,5 +197,5 @@ def gold_agreement(catalog, rows, kind: str, **kw) -> tuple[int, int]:
         if key not in loaded:
             loaded[key] = catalog.load(*key)
         ds = loaded[key]
-        agree += agrees(kind, r.output, ds[r.source_row], ds.features, **kw)
+        agree += agrees(kind, r.output, ds[r.source_row], ds.features, input=r.input, **kw)
     return agree, len(rows)
