@@ -247,8 +247,9 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
         inputs = [c for c in inputs if root(c) not in {root(o) for o in options}]
         return OutputRule(kind="column", column=_answer_path(column, features)), None, inputs, ""
 
-    # a SQuAD `answers` struct read as input (question generation: passage + answer -> question) is its text
+    # a SQuAD `answers` struct, as input (question generation: passage + answer -> question) or output, is its text
     inputs = [_answer_path(c, features) if _answer_struct(features.get(c)) else c for c in inputs]
+    column = _answer_path(column, features) if _answer_struct(features.get(column)) else column
     return OutputRule(kind="column", column=column), None, inputs, ""
 
 
@@ -295,6 +296,26 @@ def verification_labels(spec: TaskSpec) -> dict[str, str] | None:
     right = [lb for lb, v in says.items() if v is True]
     wrong = [lb for lb, v in says.items() if v is False]
     return {"correct": right[0], "incorrect": wrong[0]} if len(right) == 1 and len(wrong) == 1 else None
+
+
+_WRITES_A_QUESTION = re.compile(r"\b(?:write|generate|ask|create|produce|formulate|compose|pose)\w*\s+(?:(?!answers?\b)\w+\s+){0,2}questions?\b", re.I)
+
+
+def writes_a_question(spec: TaskSpec) -> bool:
+    """The task's output is a question (question generation), by its examples or its definition."""
+    outs = [e.output.strip() for e in spec.examples]
+    return spec.output_kind == "text" and (bool(outs) and all(o.endswith("?") for o in outs) or bool(_WRITES_A_QUESTION.search(spec.description)))
+
+
+def swap_roles(spec: TaskSpec, output_column: str, inputs: list[str], columns: list[str], sample: list[dict]) -> tuple[str, list[str], str]:
+    """A task that writes the question over a QA source: the question column is the output and the answer an input.
+    The model, asked for the column holding the answer, names the QA source's answer column."""
+    if not writes_a_question(spec) or _question_like(output_column, sample):
+        return output_column, inputs, ""
+    q = next((c for c in [*inputs, *columns] if c != output_column and _question_like(c, sample)), None)
+    if q is None:
+        return output_column, inputs, ""
+    return q, [c for c in inputs if c != q] + [output_column], f"{q} is the output and {output_column} an input: the task writes the question"
 
 
 def _question_like(column: str, sample: list[dict]) -> bool:
@@ -591,7 +612,7 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
         if not inputs:
             errors = "the input columns must differ from the answer column"
             continue
-        template = ""
+        template, swapped = "", ""
         if mode == "full":
             try:
                 rule, choices, inputs, template, why = derive_with_model(
@@ -603,6 +624,7 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
             if why.startswith("the planner rejected it"):
                 return reject(c, why, input_columns=inputs, output_column=output_column)
         else:
+            output_column, inputs, swapped = swap_roles(spec, output_column, inputs, columns, sample)
             lm = label_maps.get(output_column)
             if lm is None and spec.output_kind == "label":
                 lm, info = label_map_for(spec, output_column, features, sample, llm, seed=seed)
@@ -619,6 +641,8 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
             input_columns=inputs, input_template=template, choices=choices, output=rule, license=c.entry.license, rank=c.rank,
             checks={"planner_mode": mode, **({"label_check": label_checks[output_column]} if output_column in label_checks else {})},
         )
+        if swapped:
+            plan.checks["role_swap"] = swapped
         if rule.kind in TRANSFORMS:
             plan.checks["transform"] = TRANSFORMS[rule.kind](rule)
         elif len(inputs) > 1:  # a transform's output is made by rule: no input column can state it
@@ -631,8 +655,8 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
         errs, checks = validate(plan, spec, features, sample)
         plan.checks.update(checks)
         if not errs:
-            plan.reason = f"input {plan.input_columns} -> output {rule.kind} of {rule.column}" + (
-                f" ({plan.checks['transform']})" if "transform" in plan.checks else "")
+            plan.reason = f"input {plan.input_columns} -> output {rule.kind} of {rule.column}" + "".join(
+                f" ({plan.checks[k]})" for k in ("role_swap", "transform") if k in plan.checks)
             return plan
         errors = "; ".join(errs)
         last = reject(c, errors, **checks)
