@@ -169,11 +169,11 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
 
             query = retrieval_query(spec)
             candidates = retriever(query.text, options.top_k, options.exclude, labels=list(query.labels), languages=[spec.language],
-                                   examples=[e.input for e in spec.examples])
+                                   examples=[e.input for e in spec.examples], label_query=query.label_text)
         rep.event("candidates", message=f"{len(candidates)} candidates: " + ", ".join(c.key for c in candidates[:8]),
                   candidates=[{"key": c.key, "score": c.score, "has_rows": c.entry.has_rows} for c in candidates])
         with timed("plan"):
-            plans = plan_all(spec, candidates, catalog, llm, options, rep, state, save)
+            plans = plan_all(spec, candidates, catalog, llm, options, rep, state, save, embedder=embedder)
     kept = [p for p in plans if p.keep]
     rep.event("plans", message=f"{len(kept)} of {len(plans)} candidates kept: " + ", ".join(p.key for p in kept), kept=[p.key for p in kept])
 
@@ -286,8 +286,9 @@ def _why_none(plans: list[Plan]) -> str:
     return "; ".join(out)
 
 
-def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[Plan]:
-    """Plan candidates in rank order until enough kept sources cover --size (or candidates run out)."""
+def plan_all(spec, candidates, catalog, llm, options, rep, state, save, *, embedder=None) -> list[Plan]:
+    """Plan candidates in rank order until enough kept sources cover --size (or candidates run out).
+    `embedder` scores each plan's transformed inputs for the relevance gate (gate.py); None skips it."""
     done = {p["dataset"] + ":" + p["config"]: Plan.model_validate(p) for p in (state("plans.json") or [])}
     plans: list[Plan] = []
     need = options.size
@@ -310,7 +311,7 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save) -> list[
                 p = reject(c, "card only: no rows in this catalog, so it can't be transformed offline")
                 rep.event("skip", message=f"skip {c.key}: {p.reason}")
             else:
-                p = plan_one(spec, c, catalog, llm, options)
+                p = plan_one(spec, c, catalog, llm, options, embedder=embedder)
                 planned += 1
                 if p.keep:
                     plans += sibling_plans(p, c, options.splits)
@@ -351,7 +352,7 @@ def split_order(splits) -> list[str]:
     return sorted(splits, key=lambda s: (pref.get(s, 2), s))
 
 
-def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
+def plan_one(spec, c: Candidate, catalog, llm, options, *, embedder=None) -> Plan:
     # sample from the largest labelled-looking split: train, then validation, test last (often unlabelled)
     allowed = [s for s in c.config.splits if options.splits is None or s in options.splits]
     if c.config.splits and not allowed:
@@ -363,8 +364,8 @@ def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
     except DatasetLoadError as e:
         return reject(c, str(e))
     plan = plan_candidate(spec, c, ds, llm=llm, seed=options.seed, mode=options.planner)
-    if plan.keep and options.judge_votes:
-        accept_rows(plan, spec, ds, llm, votes=options.judge_votes, seed=options.seed)
+    if plan.keep:
+        accept_rows(plan, spec, ds, llm, votes=options.judge_votes, seed=options.seed, embedder=embedder)
     if plan.keep:
         plan.splits = split_order(allowed) or splits
         kept_share = plan.checks.get("rows_kept", 0) / max(1, plan.checks.get("rows_checked", 1))
@@ -374,20 +375,32 @@ def plan_one(spec, c: Candidate, catalog, llm, options) -> Plan:
     return plan
 
 
-def accept_rows(plan: Plan, spec: TaskSpec, ds, llm, *, votes: int, seed: int = 0) -> None:
-    """A plan whose transformed inputs are not the kind of text the task takes is rejected (acceptance.py)."""
+def accept_rows(plan: Plan, spec: TaskSpec, ds, llm, *, votes: int, seed: int = 0, embedder=None) -> None:
+    """Semantic acceptance of a kept plan, on a sample of its transformed inputs: the relevance gate
+    (gate.py: MiniLM cosine to the examples against calibrated bars; skipped, and recorded as skipped,
+    without an embedder) and the LLM kind judge over `votes` inputs (acceptance.py; 0 = not asked).
+    A rejected plan's reason says which and why; both verdicts go to plan.checks (plans.json)."""
+    from .gate import GATE_ROWS, GateVerdict, combine, relevance_gate
+
+    if embedder is None and not votes:
+        plan.checks["relevance_gate"] = GateVerdict(reason="skipped: the build has no embedder, so the relevance gate was not run").to_dict()
+        return
     from .acceptance import judge_inputs
     from .compile import compile_plan
     from .planner import sample_rows
 
     mapper = compile_plan(plan, ds.features)
-    inputs = [a for a, _, why in (mapper.map_row(r) for r in sample_rows(ds, n=24, seed=seed + 1)) if why is None]
-    verdict = judge_inputs(llm, spec, inputs, rows=votes, seed=seed)
-    plan.checks["acceptance"] = verdict.to_dict()
-    if not verdict.accepted:
+    inputs = [a for a, _, why in (mapper.map_row(r) for r in sample_rows(ds, n=GATE_ROWS, seed=seed + 1)) if why is None]
+    gate = relevance_gate(inputs, spec, embedder)
+    verdict = None
+    if votes and gate.level != "fail":  # a source the gate rejects costs no LLM call
+        verdict = judge_inputs(llm, spec, inputs, rows=votes, seed=seed)
+        plan.checks["acceptance"] = verdict.to_dict()
+    keep, why = combine(gate, verdict)
+    plan.checks["relevance_gate"] = gate.to_dict()
+    if not keep:
         plan.keep = False
-        plan.reason = (f"its inputs are not the kind of text the task takes: {', '.join(verdict.row_kinds)} "
-                       f"against the {verdict.reference}' {', '.join(verdict.task_kinds)} ({plan.reason})")
+        plan.reason = f"{why} ({plan.reason})"
 
 
 def _maybe_translate(spec: TaskSpec, c: Candidate, plan: Plan) -> None:

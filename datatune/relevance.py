@@ -10,7 +10,8 @@ and every MMLU subject 0.09 to 0.20.
 So a dataset's configs are taken nearest first, and a source below `WEAK_SHARE` of the best
 source's score is weak: it fills only what the others can't (COPA's 0.33 against MMLU's 0.20).
 The score is measured on the transformed rows' inputs, against the user's examples when there are
-some, else against the task description.
+some, else against the task description. The same score, on the rows the kind judge reads, is a
+gate at planning time (gate.py, with bars calibrated in benchmarks/acceptance): here it only orders.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ class SourceRelevance:
 
     def to_dict(self) -> dict:
         return {"reference": self.reference, "scores": {k: round(v, 3) for k, v in self.scores.items()}, "weak": self.weak}
+
+
+def relevance_score(texts: list[str], refs: list[str], embedder) -> float:
+    """The mean, over `texts`, of each text's best cosine to one of `refs` (0.0 when either is empty)."""
+    if not texts or not refs:
+        return 0.0
+    ref = np.asarray(embedder.encode(list(refs)), dtype=np.float32)
+    vec = np.asarray(embedder.encode(list(texts)), dtype=np.float32)
+    return float((vec @ ref.T).max(axis=1).mean())
 
 
 def source_relevance(pools: dict[str, list[Row]], spec: TaskSpec, embedder, *, sample: int = SAMPLE) -> SourceRelevance:

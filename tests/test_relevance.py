@@ -92,8 +92,9 @@ def test_minilm_ranks_real_catalog_sources(catalog):
 
 def test_build_fills_from_the_near_source_and_records_relevance(catalog, fake_llm, tmp_path):
     """Wiring: build() scores each kept source with its embedder and a far one only fills gaps.
-    The embedder puts rotten_tomatoes' texts (and the examples) on one axis and everything else on
-    another, so sst2 is far by construction."""
+    The embedder puts rotten_tomatoes' texts (and the examples) on one axis and everything else at
+    cosine 0.3 to it: sst2 is far by construction (0.3 < 2/3 of 1.0), though not so far that the
+    relevance gate (gate.py, bar 0.03 at two examples) rejects it."""
     import json
 
     import numpy as np
@@ -109,7 +110,7 @@ def test_build_fills_from_the_near_source_and_records_relevance(catalog, fake_ll
 
     class TwoAxes:
         def encode(self, texts):
-            return np.asarray([[1.0, 0.0] if t in near else [0.0, 1.0] for t in texts], dtype=np.float32)
+            return np.asarray([[1.0, 0.0] if t in near else [0.3, 0.954] for t in texts], dtype=np.float32)
 
     llm, _ = fake_llm(smart_fake())
     keys = ["nyu-mll/glue:sst2", "cornell-movie-review-data/rotten_tomatoes:default"]
