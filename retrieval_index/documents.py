@@ -9,7 +9,8 @@ Each document has three texts, one per ranker that reads text:
 - `dense` (embedding): what the dataset is - name, tags, language, the first words of the prose.
   MiniLM averages over its input, so a short, dense description beats a long one;
 - `task` (embedding): the config as a task sentence ("Given text, predict label: negative, positive"),
-  the register task descriptions are written in.
+  the register task descriptions are written in, after what the card says of that config, if anything
+  (`ConfigInfo.description`: GLUE's mrpc section speaks of paraphrases, its summary does not).
 `dense` is the same for every config of a dataset and `task` for every config of one *kind*, so
 `xquad.de` and `xquad.fr` share vectors and embedding stays cheap.
 """
@@ -25,6 +26,7 @@ from .languages import config_languages, language_name
 from .text import humanize, text_hash, words
 
 PROSE_WORDS = 40  # words of card prose in the dense text
+CONFIG_WORDS = 40  # words of a config's own card section in its task sentence
 _MAX_LABELS = 40
 _MAX_LANGS = 12
 _META = re.compile(
@@ -128,8 +130,9 @@ def documents_for(entry: DatasetEntry, samples: dict[str, dict] | None = None) -
         labels = " ".join(config_labels(c, sample))
         columns = " ".join(f.name for f in c.features)
         dtypes = " ".join(sorted({f.dtype for f in c.features}))
+        said = clean_summary(c.description)  # the card's words about this config, when it has some
         lexical = " \n".join(x for x in (
-            names, names, humanize(c.name), " ".join(config_languages(c.name)), tags, tags, langs, entry.license,
+            names, names, humanize(c.name), said, said, " ".join(config_languages(c.name)), tags, tags, langs, entry.license,
             f"columns {columns} {dtypes}", f"labels {labels}" if labels else "", prose, sample.get("text", ""),
         ) if x)
         docs.append(Document(entry.id, c.name, config_kind(c), lexical, dense, task_sentence(entry, c, tags, sample)))
@@ -153,6 +156,8 @@ def task_sentence(entry: DatasetEntry, config: ConfigInfo, tags: str, sample: di
         elif f.dtype in ("string", "list<string>", "struct"):
             inputs.append(" ".join(words(f.name)))
     head = f"{display_name(entry)}: {tags}." if tags else f"{display_name(entry)}."
+    if config.description:  # what this config is for, in its card's words: a sentence or two
+        head += " " + " ".join(clean_summary(config.description).split()[:CONFIG_WORDS])
     given = ("Given " + ", ".join(inputs[:6])) if inputs else ""
     predict = []
     for name, labels in outputs[:2]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datatune.catalog.base import ConfigInfo, DatasetEntry, Feature
+from datatune.catalog.base import DatasetEntry, entry_from_json, entry_to_json
 
 FORMAT = 1
 # the modules that write the texts an index is made of (the model and its settings are in the fingerprint)
@@ -49,30 +49,6 @@ def index_dir(root: Path, location: str) -> Path:
     """One folder per catalog location, named so a person can tell which is which."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", location.rstrip("/").split("/")[-1] or "catalog").strip("-")[:40]
     return root / f"{slug}-{hashlib.sha256(location.encode()).hexdigest()[:8]}"
-
-
-# -- entries as JSON ------------------------------------------------------------------------------
-def entry_to_json(e: DatasetEntry) -> dict:
-    return {
-        "id": e.id, "aliases": list(e.aliases), "pretty_name": e.pretty_name,
-        "task_categories": list(e.task_categories), "task_ids": list(e.task_ids), "languages": list(e.languages),
-        "licenses": list(e.licenses), "size_categories": list(e.size_categories), "summary": e.summary,
-        "has_rows": e.has_rows,
-        "configs": [
-            {"name": c.name, "splits": dict(c.splits), "has_rows": c.has_rows,
-             "features": [[f.name, f.dtype, [str(x) for x in f.labels]] for f in c.features]}
-            for c in e.configs
-        ],
-    }
-
-
-def entry_from_json(d: dict) -> DatasetEntry:
-    configs = tuple(
-        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), dict(c["splits"]), has_rows=c.get("has_rows", True))
-        for c in d["configs"]
-    )
-    tup = {k: tuple(d[k]) for k in ("aliases", "task_categories", "task_ids", "languages", "licenses", "size_categories")}
-    return DatasetEntry(id=d["id"], pretty_name=d["pretty_name"], summary=d["summary"], has_rows=d["has_rows"], configs=configs, **tup)
 
 
 def entry_hash(e: DatasetEntry) -> str:

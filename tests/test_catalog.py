@@ -91,6 +91,30 @@ def test_real_glue_and_super_glue_keep_every_card_config(catalog):
         catalog.load("nyu-mll/glue", "mrpc", "validation")
 
 
+def test_configs_carry_their_own_card_words(catalog):
+    glue = catalog.entry("nyu-mll/glue")
+    # from the card's '#### <config>' sections, merged into the rows folder's entry
+    assert "paraphrase" in glue.config("mrpc").description.lower()
+    assert "grammatical" in glue.config("cola").description.lower()
+    assert "sentiment" in glue.config("sst2").description.lower()
+    # from dataset_infos.json: what each config's description adds to the collection's shared blurb
+    wic = catalog.entry("aps/super_glue").config("wic").description
+    assert "Word-in-Context" in wic and "SuperGLUE" not in wic
+
+
+def test_config_sections_take_prose_not_code_or_field_lists():
+    from datatune.catalog.sections import config_sections, info_descriptions
+
+    prose = ("## Data Instances\n#### alpha\n```\n{'x': 1}\n```\n## Supported Tasks\n#### alpha\nThe first config asks whether two "
+             "sentences mean the same thing.\n#### beta\n- `text` (`string`): a field list, not prose\n")
+    assert config_sections(prose, ["alpha", "beta"]) == {"alpha": "The first config asks whether two sentences mean the same thing."}
+    assert config_sections(prose, ["alpha"]) == {}, "a one-config card's summary is its config's"
+    infos = {"x": {"description": "Shared blurb. X is about one thing in many words here."},
+             "y": {"description": "Shared blurb. Y is about another thing in many words here."}}
+    assert info_descriptions(infos) == {"x": "X is about one thing in many words here.", "y": "Y is about another thing in many words here."}
+    assert info_descriptions({"x": {"description": "same"}, "y": {"description": "same"}}) == {}
+
+
 def test_card_merges_into_rows_folder_and_survives_the_cache(tmp_path):
     cat = tmp_path / "cat"
     make_repo(cat, "acme/toy", [{"text": "a", "label": 0}, {"text": "b", "label": 1}],

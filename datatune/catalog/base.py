@@ -32,6 +32,9 @@ class ConfigInfo:
     features: tuple[Feature, ...]
     splits: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
     has_rows: bool = True
+    # the card's own words about this config (GLUE's '#### mrpc' section): configs of one card differ
+    # in what they are for, and retrieval reads this next to the dataset's prose
+    description: str = field(default="", hash=False, compare=False)
 
     @property
     def num_rows(self) -> int:
@@ -136,3 +139,29 @@ def label_names(names) -> tuple[str, ...]:
 
 def iter_ids(entries: Iterable[DatasetEntry]) -> list[str]:
     return [e.id for e in entries]
+
+
+# -- entries as JSON (the catalog's parse cache and the retrieval index store both keep them) ------
+def entry_to_json(e: DatasetEntry) -> dict:
+    return {
+        "id": e.id, "aliases": list(e.aliases), "pretty_name": e.pretty_name,
+        "task_categories": list(e.task_categories), "task_ids": list(e.task_ids), "languages": list(e.languages),
+        "licenses": list(e.licenses), "size_categories": list(e.size_categories), "summary": e.summary,
+        "has_rows": e.has_rows,
+        "configs": [
+            {"name": c.name, "splits": dict(c.splits), "has_rows": c.has_rows, "description": c.description,
+             "features": [[f.name, f.dtype, [str(x) for x in f.labels]] for f in c.features]}
+            for c in e.configs
+        ],
+    }
+
+
+def entry_from_json(d: dict) -> DatasetEntry:
+    configs = tuple(
+        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), dict(c["splits"]),
+                   has_rows=c.get("has_rows", True), description=c.get("description", ""))
+        for c in d["configs"]
+    )
+    tup = {k: tuple(d.get(k) or ()) for k in ("aliases", "task_categories", "task_ids", "languages", "licenses", "size_categories")}
+    return DatasetEntry(id=d["id"], pretty_name=d.get("pretty_name", ""), summary=d.get("summary", ""), has_rows=d.get("has_rows", False),
+                        configs=configs, **tup)

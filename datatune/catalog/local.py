@@ -28,14 +28,15 @@ import datasets
 import yaml
 
 from ..errors import CatalogError, DatasetLoadError
-from .base import ConfigInfo, DatasetEntry, Feature, features_from_datasets, label_names
+from .base import ConfigInfo, DatasetEntry, Feature, entry_from_json, entry_to_json, features_from_datasets, label_names
+from .sections import config_sections, info_descriptions
 
 log = logging.getLogger(__name__)
 
 _FRONT = re.compile(r"^---\s*\n(.*?)\n---\s*\n?", re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_CACHE_VERSION = "2"  # 2: ConfigInfo.has_rows; cards merged with their rows folder
+_CACHE_VERSION = "3"  # 2: ConfigInfo.has_rows; cards merged with their rows folder. 3: ConfigInfo.description
 # Aliases may add this many YAML nodes beyond those written (mconala's shared `features: *id001`
 # adds a few dozen); a billion-laughs card adds hundreds of millions.
 MAX_ALIAS_NODES = 50_000
@@ -227,8 +228,13 @@ def entry_from_card(dataset_id: str, text: str, *, has_rows: bool, aliases: tupl
     return entry_from_meta(dataset_id, meta, prose, has_rows=has_rows, aliases=aliases)
 
 
-def entry_from_meta(dataset_id: str, meta: dict, prose: str, *, has_rows: bool, aliases: tuple[str, ...] = ()) -> DatasetEntry:
+def entry_from_meta(dataset_id: str, meta: dict, prose: str, *, has_rows: bool, aliases: tuple[str, ...] = (),
+                    infos: dict | None = None) -> DatasetEntry:
+    """`infos`: the card's dataset_infos.json, read for what it says of each config."""
     configs = configs_from_meta(meta, has_rows=has_rows)
+    described = {**info_descriptions(infos or {}), **config_sections(prose, [c.name for c in configs])}
+    if described:
+        configs = tuple(dataclasses.replace(c, description=described.get(c.name, "")) for c in configs)
     if has_rows and isinstance(meta.get("configs"), list):
         # the YAML `configs:` list describes the shipped rows: other dataset_info configs are card-only
         shipped = {str(c.get("config_name") or "default") for c in meta["configs"] if isinstance(c, dict)}
@@ -247,26 +253,6 @@ def entry_from_meta(dataset_id: str, meta: dict, prose: str, *, has_rows: bool, 
         configs=configs,
         has_rows=has_rows,
     )
-
-
-def _entry_to_json(e: DatasetEntry) -> dict:
-    d = dict(e.__dict__)
-    d["configs"] = [
-        {"name": c.name, "splits": c.splits, "has_rows": c.has_rows, "features": [[f.name, f.dtype, list(f.labels)] for f in c.features]}
-        for c in e.configs
-    ]
-    return d
-
-
-def _entry_from_json(d: dict) -> DatasetEntry:
-    d = dict(d)
-    d["configs"] = tuple(
-        ConfigInfo(c["name"], tuple(Feature(n, t, tuple(lb)) for n, t, lb in c["features"]), c["splits"], c.get("has_rows", True))
-        for c in d["configs"]
-    )
-    for k in ("aliases", "task_categories", "task_ids", "languages", "licenses", "size_categories"):
-        d[k] = tuple(d[k])
-    return DatasetEntry(**d)
 
 
 class LocalCatalog:
@@ -303,8 +289,10 @@ class LocalCatalog:
     def fingerprint(self) -> str:
         h = hashlib.sha256(_CACHE_VERSION.encode())
         for name, path, rows in self._card_files():
-            st = path.stat()
-            h.update(f"{name}|{rows}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            for f in (path, path.with_name(INFOS)):
+                if f.is_file():
+                    st = f.stat()
+                    h.update(f"{name}|{rows}|{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()[:16]
 
     def entries(self) -> list[DatasetEntry]:
@@ -328,18 +316,20 @@ class LocalCatalog:
         if f is None or not f.is_file():
             return None
         try:
-            return [_entry_from_json(d) for d in json.loads(f.read_text())]
+            return [entry_from_json(d) for d in json.loads(f.read_text())]
         except Exception:  # corrupt cache: rebuild
             return None
 
     def _parse_all(self) -> list[DatasetEntry]:
         files = self._card_files()
         parsed: dict[tuple[str, bool], tuple[dict, str]] = {}
+        infos: dict[tuple[str, bool], dict] = {}
         for name, path, rows in files:
             meta, prose, problem = read_card(path.read_text(encoding="utf-8", errors="replace"))
             if problem:
                 log.warning("card %s: %s; its YAML header is ignored (no metadata, prose only)", path, problem)
             parsed[(name, rows)] = (meta, prose)
+            infos[(name, rows)] = _read_infos(path)
         cards = {name: parsed[(name, False)] for name, _, rows in files if not rows}
         # prose shared by several cards (a bare template) says nothing about which dataset it is
         by_prose: dict[str, list[str]] = {}
@@ -355,19 +345,19 @@ class LocalCatalog:
             same = by_prose.get(_prose_hash(prose)) if prose else None
             card = same[0] if same and len(same) == 1 else (short if short in cards else None)
             aliases = (card,) if card and card != short else ()
-            e = entry_from_meta(name, meta, prose, has_rows=True, aliases=aliases)
+            e = entry_from_meta(name, meta, prose, has_rows=True, aliases=aliases, infos=infos[(name, True)])
             if card:
                 merged.add(card)
-                e = merge_card(e, entry_from_meta(card, *cards[card], has_rows=False))
+                e = merge_card(e, entry_from_meta(card, *cards[card], has_rows=False, infos=infos[(card, False)]))
             entries.append(e)
         for name, (meta, prose) in cards.items():
             if name not in merged:
-                entries.append(entry_from_meta(name, meta, prose, has_rows=False))
+                entries.append(entry_from_meta(name, meta, prose, has_rows=False, infos=infos[(name, False)]))
         f = self._cache_file()
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)
             tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps([_entry_to_json(e) for e in entries]))
+            tmp.write_text(json.dumps([entry_to_json(e) for e in entries]))
             tmp.replace(f)
         return entries
 
@@ -409,14 +399,32 @@ class LocalCatalog:
             raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(x).splitlines()[0][:200] if str(x) else type(x).__name__}") from x
 
 
+INFOS = "dataset_infos.json"
+
+
+def _read_infos(card: Path) -> dict:
+    """The dataset_infos.json beside a card, or {} when there is none or it doesn't parse."""
+    f = card.with_name(INFOS)
+    if not f.is_file() or f.stat().st_size > 20_000_000:
+        return {}
+    try:
+        d = json.loads(f.read_text(encoding="utf-8", errors="replace"))
+    except ValueError:
+        log.warning("%s is not valid JSON; its config descriptions are ignored", f)
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
 def merge_card(rows: DatasetEntry, card: DatasetEntry) -> DatasetEntry:
     """A rows folder's entry with what its card adds: the card's other configs (card-only), and any
     metadata the folder's own README lacks."""
     have = {c.name for c in rows.configs}
+    said = {c.name: c.description for c in card.configs if c.description}
+    own = tuple(c if c.description or c.name not in said else dataclasses.replace(c, description=said[c.name]) for c in rows.configs)
     extra = tuple(dataclasses.replace(c, has_rows=False) for c in card.configs if c.name not in have)
     fill = {k: getattr(card, k) for k in ("pretty_name", "task_categories", "task_ids", "languages", "licenses", "size_categories", "summary")
             if not getattr(rows, k)}
-    return dataclasses.replace(rows, configs=rows.configs + extra, **fill)
+    return dataclasses.replace(rows, configs=own + extra, **fill)
 
 
 def _prose_hash(prose: str) -> str:
