@@ -5,7 +5,8 @@ to avoid: ..."). The lead-ins and caveats carry no signal about which dataset fi
 strings such as 'Yes'/'No' or '0'/'1' match every yes/no dataset equally; what those labels *mean*
 ('a paraphrase of one another', 'grammatically correct') is what names the right one. So the query
 is the definition without its boilerplate, the meanings of coded labels in place of the codes, and
-the starts of the example inputs.
+the starts of the example inputs. Label matching reads only the definition (measured on the 21 SNI
+definitions: MRR@10 0.647 -> 0.684, with each GLUE config's own card section in its documents).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ MAX_DEFINITION = 600
 class RetrievalQuery:
     text: str
     labels: tuple[str, ...]  # label words worth matching against a config's class names
+    # what label matching reads: the definition alone. An example's words are its topic ("Dupont",
+    # "authorities"), and matched against class names they favour whichever config has such labels
+    label_text: str = ""
 
 
 def condense(definition: str) -> str:
@@ -58,4 +62,4 @@ def retrieval_query(spec: TaskSpec) -> RetrievalQuery:
     if meanings:
         parts.append("labels mean: " + "; ".join(m for m in meanings if not m.lower().startswith("not ")) or "; ".join(meanings))
     parts += [e.input[:200] for e in spec.examples[:3]]
-    return RetrievalQuery("\n".join(parts), tuple(labels))
+    return RetrievalQuery("\n".join(parts), tuple(labels), parts[0])

@@ -86,16 +86,16 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
         return state["rows"]
 
     def retrieve(query: str, k: int, exclude: list[str], labels: list[str] | None = None, languages: list[str] | None = None,
-                 examples: list[str] | None = None) -> list[Candidate]:
+                 examples: list[str] | None = None, label_query: str | None = None) -> list[Candidate]:
         from retrieval_index.filters import Filters
 
         base = dict(exclude=list(exclude), benchmark=benchmark)
         filters = Filters.make(**base) if (exclude or benchmark) else None
-        hits = index().search(query, k=k, filters=filters, labels=labels or (), languages=languages)
+        hits = index().search(query, k=k, filters=filters, labels=labels or (), languages=languages, label_query=label_query)
         if sum(h.entry.has_rows and _config_has_rows(h) for h in hits) < k // 2:
             # card-only entries can crowd the top of a local catalog: also take the best ones with rows
             seen = {(h.dataset_id, h.config) for h in hits}
-            more = index().search(query, k=k, filters=Filters.make(**base, has_rows=True), labels=labels or (), languages=languages)
+            more = index().search(query, k=k, filters=Filters.make(**base, has_rows=True), labels=labels or (), languages=languages, label_query=label_query)
             hits += [h for h in more if (h.dataset_id, h.config) not in seen]
         if examples:
             # the configs whose rows look like the examples join the card ranking (retrieval_index/by_rows.py)

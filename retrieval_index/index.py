@@ -256,22 +256,26 @@ class RetrievalIndex:
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, *, labels: Iterable[str] = (),
                languages: Sequence[str] | None = None, weights: Weights | None = None,
-               query_vector: np.ndarray | None = None) -> list[Hit]:
+               query_vector: np.ndarray | None = None, label_query: str | None = None) -> list[Hit]:
         """The best `k` results for a task description.
 
         labels: the task's label set, when known (TaskSpec.labels), matched like label words in the query.
+        label_query: the words label matching reads, when not the whole query (a definition without
+        its example inputs: words of an example are the example's topic, not the task's classes).
         languages: the task's languages (codes or names); by default those the description names, else English.
         """
         w = weights or self.weights
         labels = tuple(labels)
         langs = tuple(language_name(x) for x in languages) if languages is not None else query_languages(query)
-        r = self.rankings(query, filters, labels=labels, query_vector=query_vector, depth=w.depth, margin=w.tag_margin)
+        r = self.rankings(query, filters, labels=labels, query_vector=query_vector, depth=w.depth, margin=w.tag_margin,
+                          label_query=label_query)
         groups, scores = self.rank(r, w, langs, limit=k)
         terms = query_terms(query, labels)
         return [self._hit(int(g), r, float(s), query, langs, labels, terms) for g, s in zip(groups[:k], scores[:k])]
 
     def rankings(self, query: str, filters: Filters | None = None, *, labels: tuple[str, ...] = (),
-                 query_vector: np.ndarray | None = None, depth: int = 200, margin: float = 0.05) -> "Rankings":
+                 query_vector: np.ndarray | None = None, depth: int = 200, margin: float = 0.05,
+                 label_query: str | None = None) -> "Rankings":
         """Each ranker's top result groups for a query, before fusion (also what tuning reads)."""
         mask = self.mask(filters)
         starts = self.group_start
@@ -295,7 +299,7 @@ class RetrievalIndex:
         if pending is None:
             dense_side()
         lex = self.lexical.scores(query)
-        lab = self.labels.scores(query, labels)
+        lab = self.labels.scores(query if label_query is None else label_query, labels)
         if mask is not None:
             lex[~mask] = 0
             lab[~mask] = 0

@@ -20,3 +20,11 @@ def test_coded_labels_give_their_meanings_not_the_codes():
 def test_word_labels_stay_labels():
     spec = TaskSpec(description="Classify news by topic", output_kind="label", labels=["World", "Sports"])
     assert retrieval_query(spec).labels == ("World", "Sports")
+
+
+def test_label_matching_reads_the_definition_not_the_examples():
+    spec = TaskSpec(description="In this task, you are given a tweet. Label it as 'ironic' or 'not'.", output_kind="label",
+                    labels=["ironic", "not"], examples=[Example(input="Yes, another Monday, great news for authorities", output="ironic")])
+    q = retrieval_query(spec)
+    assert "Monday" in q.text and "Monday" not in q.label_text
+    assert q.label_text.startswith("a tweet.")

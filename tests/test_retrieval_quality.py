@@ -52,9 +52,15 @@ def test_dev_set_quality(index):
     from retrieval_index import evaluate, load_dev_set
 
     scores = evaluate(lambda q: [h.entry for h in index.search(q, k=10)], load_dev_set(DEV_SET))
-    # 0.91 before cards and rows folders of one dataset merged (glue, super_glue, race gained their card-only
-    # configs); since then TREC ranks 2nd behind zest for its query (0.885). A known regression, not yet traced.
-    assert scores.mrr10 >= 0.88 and scores.hit5 >= 0.95, (scores.as_dict(), scores.ranks)
+    # 0.885 after cards and rows folders merged (super_glue's wic lost among its configs, out of the top 10);
+    # 0.91 again since each config's own card section is in its documents (wic ranks 2nd)
+    assert scores.mrr10 >= 0.9 and scores.hit5 >= 0.95, (scores.as_dict(), scores.ranks)
+
+
+def test_a_card_only_config_is_found_by_its_own_card_section(index):
+    # GLUE's summary speaks of the benchmark; only the '#### mrpc' section speaks of paraphrases
+    hits = index.search("Decide whether two sentences from news articles are paraphrases of each other", k=10)
+    assert ("nyu-mll/glue", "mrpc") in [(h.dataset_id, h.config) for h in hits], [(h.dataset_id, h.config) for h in hits]
 
 
 def test_saved_index_reloads(index, catalog, root):

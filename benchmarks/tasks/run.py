@@ -61,7 +61,7 @@ def retrieval_rank(retriever, spec, relevant) -> int | None:
     from retrieval_index.evaluate import first_relevant_rank
 
     q = retrieval_query(spec)
-    cands = retriever(q.text, 20, [], labels=list(q.labels), languages=[spec.language], examples=[e.input for e in spec.examples])
+    cands = retriever(q.text, 20, [], labels=list(q.labels), languages=[spec.language], examples=[e.input for e in spec.examples], label_query=q.label_text)
     ranked = []
     for c in cands:
         if c.entry not in ranked:
