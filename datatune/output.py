@@ -87,6 +87,12 @@ def plan_summary(p: Plan) -> str:
            "column": lambda: f"{o.column}" + (f" (extract {o.extract}{' ' + o.marker if o.marker else ''})" if o.extract != "none" else ""),
            "choice_text": lambda: f"text of the option {o.column} points at, over {o.options}",
            "llm": lambda: f"LLM: {o.instruction}"}.get(o.kind, lambda: o.kind)()
+    for key in ("role_swap", "transform"):
+        if p.checks.get(key):
+            how += f"; {p.checks[key]}"
+    if gate := p.checks.get("relevance_gate"):
+        if gate.get("score") is not None:
+            how += f"; rows' cosine to the {gate.get('reference', 'examples')} {gate['score']:.2f}"
     if p.checks.get("acceptance"):
         a = p.checks["acceptance"]
         how += f"; inputs read as {', '.join(a.get('row_kinds', []))} (task: {', '.join(a.get('task_kinds', []))})"

@@ -325,8 +325,12 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save, *, embed
 def sibling_plans(plan: Plan, c: Candidate, splits: list[str] | None = None) -> list[Plan]:
     """The same plan for configs of the same kind (same columns and labels), e.g. MMLU's subjects.
 
-    Each sibling takes its own splits (gsm8k's `main` has train, its `socratic` sibling only test)."""
-    out = []
+    Each sibling takes its own splits (gsm8k's `main` has train, its `socratic` sibling only test). A plan
+    that draws other rows' answers (verification pairs, distractors) has none: its pool is its own config's."""
+    out: list[Plan] = []
+    if plan.output is not None and plan.output.pool:
+        # the other rows' answers it draws from are this config's (xquad.de would get English distractors)
+        return out
     for name in c.siblings:
         try:
             cfg = c.entry.config(name)
