@@ -1,5 +1,10 @@
 """Compile a plan into a plain Python function over rows: no LLM call where the mapping is structural.
 
+`RowMapper.map_arrow(table)` is the same function over an Arrow table (a record batch of the
+source): pyarrow compute for the common plan (one text column, a label map), Python per row only
+where the plan needs it. Its result has the columns of `MAPPED`: input, output, and the reason a
+row is dropped (null when kept).
+
 `compile_plan(plan, features)` returns a `RowMapper` whose `map_batch(columns)` turns a batch
 (column name -> list of values, as `datasets` yields it) into inputs, outputs and drop reasons.
 LLM fields are not handled here: they are filled afterwards by execute.py.
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import rules
 from .plan import Plan
@@ -420,6 +427,45 @@ class RowMapper:
             outputs.append(b)
             drops.append(r)
         return Mapped(inputs, outputs, drops)
+
+
+    # -- Arrow ------------------------------------------------------------------------------
+    def map_arrow(self, table: pa.Table) -> pa.Table:
+        """`map_batch` over an Arrow table: pyarrow compute where the plan allows, else Python per row."""
+        fast = self._arrow_label_map(table)
+        if fast is not None:
+            return fast
+        m = self.map_batch(table.select([c for c in self.columns if c in table.column_names]).to_pydict())
+        return pa.Table.from_arrays([pa.array(m.inputs, pa.string()), pa.array(m.outputs, pa.string()), pa.array(m.drops, pa.string())],
+                                    schema=MAPPED)
+
+    def _arrow_label_map(self, table: pa.Table) -> pa.Table | None:
+        """The one-text-column label-map plan in pyarrow compute; same results as `_fast_columns`."""
+        p, out = self.plan, self.plan.output
+        if p.choices or p.drop_if_missing or out is None or out.kind != "label_map" or len(p.input_columns) != 1:
+            return None
+        col = p.input_columns[0]
+        template = p.input_template or default_template(p.input_columns)
+        feature = self.features.get(col) if self.features else None
+        if (template != "{" + col + "}" or col not in table.column_names or out.column not in table.column_names
+                or not isinstance(feature, datasets.Value) or feature.dtype not in ("string", "large_string")):
+            return None
+        labels = class_names(self.features, out.column)
+        if labels is None or not pa.types.is_integer(table.schema.field(out.column).type):
+            return None
+        targets = pa.array([out.label_map.get(name) for name in labels], pa.string())
+        value = table.column(out.column)
+        no_label = pc.fill_null(pc.equal(value, -1), True)
+        inside = pc.and_(pc.greater_equal(value, 0), pc.less(value, len(labels)))
+        outputs = pc.take(targets, pc.if_else(pc.fill_null(inside, False), value, pa.scalar(None, value.type)))
+        inputs = pc.utf8_trim_whitespace(pc.fill_null(table.column(col), ""))
+        none = pa.scalar(None, pa.string())
+        drops = pc.if_else(no_label, "no_label", pc.if_else(pc.is_null(outputs), "label_unmapped",
+                                                             pc.if_else(pc.equal(inputs, ""), "empty_input", none)))
+        return pa.Table.from_arrays([inputs, pc.fill_null(outputs, ""), drops], schema=MAPPED)
+
+
+MAPPED = pa.schema([("input", pa.string()), ("output", pa.string()), ("drop", pa.string())])
 
 
 def compile_plan(plan: Plan, features: datasets.Features | None) -> RowMapper:

@@ -1,5 +1,10 @@
 """Run compiled plans over all rows, batched, with provenance; the LLM only for `llm` fields.
 
+A build draws a bounded pool from each source (`sample_pool`): every row is mapped once over
+Arrow batches to learn which rows are valid (and why the others are dropped), the valid ones are
+shuffled by seed, train split first, and only the first `keep` are made into rows. Memory grows
+with the pool, not with the source: a 20M-row source costs its valid-row index, not 20M rows.
+
 Compiled rows cost no LLM call. Fields the plan marks `llm` go through the LLM layer (bounded
 concurrency, cache, budget); a source whose per-row LLM failures pass one third is dropped
 (DataTune's rule).
@@ -7,11 +12,16 @@ concurrency, cache, budget); a source whose per-row LLM failures pass one third 
 
 from __future__ import annotations
 
+import random
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .compile import compile_plan
 from .llm import LLM
@@ -87,3 +97,70 @@ def fill_llm_fields(plan: Plan, rows: list[Row], llm: LLM, *, on_done: Callable[
             kept.append(r)
         rows = kept
     return rows, drops
+
+
+@dataclass
+class Pool:
+    """A source's rows for the build: the first `keep` valid rows in seeded order, and what was dropped."""
+
+    rows: list[Row]
+    drops: Counter
+    seen: int  # source rows read
+
+
+def _arrow_batches(ds: datasets.Dataset, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
+    ds = ds.select_columns([c for c in columns if c in ds.column_names]).with_format("arrow")
+    yield from ds.iter(batch_size=batch_size)
+
+
+def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: int, keep: int, split_rank: Sequence[str],
+                batch_size: int = BATCH, on_rows: Callable[[int], None] | None = None) -> Pool:
+    """The first `keep` valid rows of a plan's splits after a seeded shuffle, splits in `split_rank` order.
+
+    The order is that of shuffling the list of every valid row with `random.Random(f"{seed}:{plan.key}")`
+    and stable-sorting it by split rank (as the build always did), computed over row positions only.
+    """
+    method = "llm" if plan.needs_llm else "mapped"
+    drops: Counter = Counter()
+    seen = 0
+    sources: list[tuple[str, datasets.Dataset, np.ndarray]] = []  # split, its dataset, source rows that are valid
+    for split in plan.splits:
+        ds = load(split)
+        mapper = compile_plan(plan, ds.features)
+        valid, start = [], 0
+        for table in _arrow_batches(ds, mapper.columns, batch_size):
+            why = mapper.map_arrow(table).column("drop")
+            valid.append(np.flatnonzero(pc.is_null(why).to_numpy(zero_copy_only=False)) + start)
+            if why.null_count < len(why):
+                counts = pc.value_counts(why.drop_null())
+                drops.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
+            start += len(table)
+            if on_rows:
+                on_rows(len(table))
+        seen += start
+        sources.append((split, ds, np.concatenate(valid) if valid else np.zeros(0, dtype=np.int64)))
+    counts = [len(v) for _, _, v in sources]
+    order = array("q", range(sum(counts)))
+    random.Random(f"{seed}:{plan.key}").shuffle(order)  # the same permutation as shuffling the rows themselves
+    pos = np.frombuffer(order, dtype=np.int64)
+    ends = np.cumsum(counts)
+    which = np.searchsorted(ends, pos, side="right")  # the split of each position
+    rank = {s: i for i, s in enumerate(split_rank)}
+    ranks = np.asarray([rank.get(split, len(rank)) for split, _, _ in sources], dtype=np.int64)
+    chosen = pos[np.argsort(ranks[which], kind="stable")][:keep] if len(pos) else pos
+    made: dict[tuple[int, int], Row] = {}
+    chosen_split = np.searchsorted(ends, chosen, side="right")
+    for k, (split, ds, valid) in enumerate(sources):
+        mine = chosen[chosen_split == k]
+        if not len(mine):
+            continue
+        source_rows = np.sort(valid[mine - (ends[k] - counts[k])])
+        mapper = compile_plan(plan, ds.features)
+        picked = ds.select_columns([c for c in mapper.columns if c in ds.column_names]).select(source_rows).with_format("arrow")
+        m = mapper.map_arrow(picked[0:len(source_rows)])
+        for i, a, b in zip(source_rows.tolist(), m.column("input").to_pylist(), m.column("output").to_pylist()):
+            made[(k, i)] = Row(a, b, plan.dataset, plan.config, split, i, method)
+    rows = []
+    for p, k in zip(chosen.tolist(), chosen_split.tolist()):
+        rows.append(made[(k, int(sources[k][2][p - (ends[k] - counts[k])]))])
+    return Pool(rows, drops, seen)

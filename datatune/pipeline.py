@@ -18,7 +18,7 @@ from typing import Callable
 from . import __version__
 from .catalog.base import Catalog
 from .errors import BudgetExceeded, ConfigError, DatasetLoadError, OfflineError
-from .execute import execute_plan, fill_llm_fields
+from .execute import fill_llm_fields, sample_pool
 from .expand import expand_task
 from .llm import LLM
 from .output import write_output
@@ -434,22 +434,19 @@ def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops
             def load(split, plan=plan):
                 return catalog.load(plan.dataset, plan.config, split)
 
+            keep = math.ceil(cap * 1.3) if plan.needs_llm else 3 * cap
             try:
-                res = execute_plan(plan, load, on_rows=bar.update)
+                # a seeded sample of the valid rows, train first; only those become rows (execute.sample_pool)
+                pool = sample_pool(plan, load, seed=options.seed, keep=keep, split_rank=split_order(plan.splits), on_rows=bar.update)
             except DatasetLoadError as e:
                 rep.event("skip", message=f"skip {plan.key}: {e}")
                 drops["source_failed_to_load"] += 1
                 plan.keep, plan.reason = False, str(e)
                 continue
-            drops.update(res.drops)
-            rows = res.rows
-            random.Random(f"{options.seed}:{plan.key}").shuffle(rows)
-            rank = {s: i for i, s in enumerate(split_order(plan.splits))}
-            rows.sort(key=lambda r: rank.get(r.source_split, len(rank)))  # stable: shuffled within each split
+            drops.update(pool.drops)
+            rows = pool.rows
             if plan.needs_llm:
-                rows = _llm_rows(plan, rows[: math.ceil(cap * 1.3)], llm, rep, run, drops)
-            else:
-                rows = rows[: 3 * cap]
+                rows = _llm_rows(plan, rows, llm, rep, run, drops)
             pools[plan.key] = rows
     return pools
 
