@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import click
@@ -334,26 +333,80 @@ def index_build(catalog, force):
 
 
 # -- apply ------------------------------------------------------------------------------------
+_FROM_BUILD = " Default: the build's, from plans.json"
+
+
 @main.command()
 @click.argument("plans_file", type=click.Path(path_type=Path))
-@catalog_option
+@click.option("--catalog", "catalog", metavar="PATH", help="Local catalog folder." + _FROM_BUILD + " (else $DATATUNE_CATALOG, else the Hub).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--size", type=int, default=1000, show_default=True, help="Rows in the built dataset.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed: same plans + same seed = same output.")
-@click.option("--validation-fraction", type=float, default=0.0, show_default=True)
+@click.option("--size", type=int, help="Rows in the built dataset." + _FROM_BUILD + " (1000 for older files).")
+@click.option("--seed", type=int, help="Sampling seed: same plans + same seed = same output." + _FROM_BUILD + ".")
+@click.option("--validation-fraction", type=float, help="Share of rows in a validation split." + _FROM_BUILD + ".")
+@click.option("--per-source-cap", type=float, help="Largest share of --size one source dataset may fill." + _FROM_BUILD + ".")
+@click.option("--eval-file", type=click.Path(path_type=Path), help="JSONL of evaluation rows ('input'): the same file as the build's to drop the same rows.")
+@click.option("--synthetic/--no-synthetic", default=None, help="Top up with synthetic rows (LLM calls, cached)." + _FROM_BUILD + " (off for older files).")
+@click.option("--curate/--no-curate", default=None, help="Near-duplicate, language and contamination filters." + _FROM_BUILD + ".")
+@click.option("--embed/--no-embed", default=None, help="MiniLM: orders sources by relevance, card measures." + _FROM_BUILD + " (off for older files).")
+@click.option("--verify", type=click.Choice(["off", "flag", "relabel", "drop"]), help="Check labels with the LLM." + _FROM_BUILD + ".")
 @click.option("--overwrite", is_flag=True, help="Replace what is in --out.")
 @click.option("-q", "--quiet", is_flag=True)
 @llm_options
-def apply(plans_file, catalog, out, size, seed, validation_fraction, overwrite, quiet, model, base_url, concurrency, max_llm_calls, no_cache):
-    """Run saved plans (a build's plans.json) alone: no retrieval, no planning."""
+def apply(plans_file, catalog, out, size, seed, validation_fraction, per_source_cap, eval_file, synthetic, curate, embed, verify, overwrite, quiet,
+          model, base_url, concurrency, max_llm_calls, no_cache):
+    """Run saved plans (a build's plans.json) alone: no retrieval, no planning.
+
+    With the plans.json of a build, the same rows as that build, in the same order and splits: its
+    catalog, size, seed and the rest come from the file; a flag given here overrides them."""
     from .pipeline import BuildOptions
-    from .plan import load_plans
+    from .plan import BuildRecord, eval_digest, load_plans
 
     pf = load_plans(plans_file)
-    options = BuildOptions(out=out, size=size, seed=seed, validation_fraction=validation_fraction, plans_file=plans_file,
-                           overwrite=overwrite, synthetic=False)
+    rec = pf.build
+    # an older plans.json has no record of its build: apply's defaults as they were (no top-up, no embedder)
+    base = rec or BuildRecord(synthetic=False, embed=False)
+    eval_texts = _eval_texts(eval_file) if eval_file else []
+    if rec is not None and rec.eval_texts and not quiet:
+        if not eval_texts:
+            _echo_err(f"note: the build dropped rows overlapping {rec.eval_texts} evaluation texts (--eval-file); pass the same file for its rows")
+        elif eval_digest(eval_texts) != rec.eval_sha256:
+            _echo_err("note: --eval-file differs from the build's evaluation texts; other rows may be dropped")
+    options = BuildOptions(
+        out=out, size=_given(size, base.size), seed=_given(seed, base.seed),
+        validation_fraction=_given(validation_fraction, base.validation_fraction),
+        per_source_cap=_given(per_source_cap, base.per_source_cap), splits=base.splits, eval_texts=eval_texts,
+        plans_file=plans_file, overwrite=overwrite, synthetic=_given(synthetic, base.synthetic),
+        synthetic_fraction=base.synthetic_fraction, synthetic_batch=base.synthetic_batch, curate=_given(curate, base.curate),
+        verify=_given(verify, base.verify), verify_budget=base.verify_budget,
+    )
+    options.validate()
     settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
-    _run_build(pf.task.description, options, settings, _reporter(quiet, False), None, quiet, embed=False)
+    if catalog is None and rec is not None and rec.catalog:
+        settings = _catalog_of_build(settings, rec.catalog, plans_file, quiet)
+    _run_build(pf.task.description, options, settings, _reporter(quiet, False), None, quiet, embed=_given(embed, base.embed))
+
+
+def _given(flag, default):
+    """A flag's value when it was given (not None), else the build's."""
+    return default if flag is None else flag
+
+
+def _catalog_of_build(settings: Settings, location: str, plans_file: Path, quiet: bool) -> Settings:
+    """The catalog the plans were built on; $DATATUNE_CATALOG when that folder is not on this machine."""
+    from dataclasses import replace
+
+    from .catalog.hub import HubCatalog
+    from .errors import ConfigError
+
+    if location == HubCatalog.location:
+        return replace(settings, catalog=None)
+    if Path(location).expanduser().is_dir():
+        return replace(settings, catalog=location)
+    if settings.catalog:
+        if not quiet:
+            _echo_err(f"note: {plans_file} was built on the catalog at {location}, not found here; using $DATATUNE_CATALOG ({settings.catalog})")
+        return settings
+    raise ConfigError(f"{plans_file} was built on the catalog at {location}, which is not here; pass --catalog PATH (the folder with datasets/ and cards/)")
 
 
 # -- status -----------------------------------------------------------------------------------

@@ -127,6 +127,8 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
         resumed = run.open(fp, {"description": description, "catalog": catalog.location, "seed": options.seed}, resume=options.resume, overwrite=options.overwrite)
         if resumed:
             rep.event("resume", message=f"continuing the build in {options.out}")
+        if run.notice:  # an unfinished run of other inputs was replaced
+            rep.event("replace", message=run.notice)
     timings: dict[str, float] = {}
 
     def timed(name):
@@ -263,6 +265,11 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     manifest["quality"] = {k: v for k, v in metrics.items() if k not in ("by_source_config",)}
     with timed("output"):
         write_output(options.out, spec, splits, plans, drops=dict(drops), manifest=manifest, metrics=metrics)
+        from .plan import BuildRecord, save_plans
+
+        # plans.json again, with what else decides the rows: `datatune apply` reproduces this build from it
+        save_plans(options.out / "plans.json", spec, plans,
+                   build=BuildRecord.of(options, catalog=catalog.location, embed=embedder is not None, model=llm.endpoint.model))
     manifest["timings_s"] = timings
     run.set_status("done", rows=manifest["rows"])
     return BuildResult(options.out, spec, plans, splits, dict(drops), manifest)

@@ -87,15 +87,58 @@ class Plan(BaseModel):
         return f"{self.dataset}:{self.config}"
 
 
+class BuildRecord(BaseModel):
+    """What, beside the plans, decides a build's rows: `datatune apply` takes these unless a flag is given.
+
+    The defaults are the build's own defaults; a plans.json written before this record has none
+    (`PlanFile.build` is None) and `apply` falls back to its flags' defaults."""
+
+    catalog: str | None = None  # the catalog's location (a folder, or hf://datasets for the Hub)
+    size: int = 1000
+    seed: int = 0
+    validation_fraction: float = 0.0
+    per_source_cap: float = 0.5
+    splits: list[str] | None = None  # --splits (planning already applied it; kept to say what was asked)
+    synthetic: bool = True
+    synthetic_fraction: float = 0.5
+    synthetic_batch: int = 5
+    curate: bool = True
+    verify: str = "off"
+    verify_budget: int | None = None
+    embed: bool = False  # an embedder ordered the sources by relevance (and measured the rows)
+    eval_texts: int = 0  # evaluation texts rows were filtered against (--eval-file): how many ...
+    eval_sha256: str | None = None  # ... and which (the file itself is not kept)
+    model: str | None = None  # the LLM (for per-row fields, top-up, verification): for the record
+
+    @classmethod
+    def of(cls, options, *, catalog: str, embed: bool, model: str | None = None) -> "BuildRecord":
+        """The record of a build run with `options` (a pipeline.BuildOptions)."""
+        texts = list(options.eval_texts or [])
+        if "://" not in catalog:  # a folder: absolute, so apply finds it from any working directory
+            catalog = str(Path(catalog).expanduser().resolve())
+        return cls(catalog=catalog, size=options.size, seed=options.seed, validation_fraction=options.validation_fraction,
+                   per_source_cap=options.per_source_cap, splits=options.splits, synthetic=options.synthetic,
+                   synthetic_fraction=options.synthetic_fraction, synthetic_batch=options.synthetic_batch, curate=options.curate,
+                   verify=options.verify, verify_budget=options.verify_budget, embed=embed, eval_texts=len(texts),
+                   eval_sha256=eval_digest(texts) if texts else None, model=model)
+
+
+def eval_digest(texts: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+
+
 class PlanFile(BaseModel):
     version: int = PLAN_VERSION
     task: TaskSpec
     plans: list[Plan]
+    build: BuildRecord | None = None  # what else reproduces the rows; None in files written before it
 
 
-def save_plans(path: Path, task: TaskSpec, plans: list[Plan]) -> None:
+def save_plans(path: Path, task: TaskSpec, plans: list[Plan], build: BuildRecord | None = None) -> None:
     tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(PlanFile(task=task, plans=plans).model_dump_json(indent=2))
+    tmp.write_text(PlanFile(task=task, plans=plans, build=build).model_dump_json(indent=2))
     tmp.replace(path)
 
 

@@ -51,6 +51,7 @@ class RunDir:
         self.fingerprint: str | None = None
         self._lock = None
         self._thread: int | None = None
+        self.notice: str | None = None  # set by open() when it replaced an unfinished run of other inputs
 
     # -- lifecycle ----------------------------------------------------------------------------
     def open(self, fingerprint: str, run_info: dict, *, resume: bool, overwrite: bool) -> bool:
@@ -74,7 +75,14 @@ class RunDir:
                 what = f"{self.out} holds a different build ({str(existing.get('description', '?'))[:60]!r})"
                 if resume:
                     raise RunStateError(f"{what}, made with other inputs, so --resume can't continue it; use another --out or --overwrite to replace it")
-                raise RunStateError(f"{what}; choose another --out or pass --overwrite to replace it")
+                if existing.get("status") == "done":
+                    raise RunStateError(f"{what}; choose another --out or pass --overwrite to replace it")
+                # a run that failed or was killed (its lock is free): it wrote no dataset, and its state
+                # is of other inputs, so nothing of it can be continued; it must not block the retry
+                self._clear(keep=("shards",))  # shards are named by their run's fingerprint: kept for its own inputs
+                self.notice = (f"{self.out} held an unfinished build with other inputs ({str(existing.get('description', '?'))[:60]!r}, "
+                               "never finished): replaced by this one; to continue a run, re-run it with its own inputs")
+                existing = None
             try:
                 probe = self.state / ".write-test"
                 probe.write_text("ok")
@@ -161,8 +169,9 @@ class RunDir:
             self._lock, self._thread = lock, me
             holders.add(self)
 
-    def _clear(self) -> None:
-        """Remove what earlier runs wrote (recorded outputs, datatune's file names, the state), nothing else."""
+    def _clear(self, keep: tuple[str, ...] = ()) -> None:
+        """Remove what earlier runs wrote (recorded outputs, datatune's file names, the state), nothing else;
+        `keep`: names in the state folder left in place."""
         for rel in sorted(self.outputs()):
             p = self._inside(rel)
             if p is not None and p.is_file() and not p.is_symlink():
@@ -175,7 +184,7 @@ class RunDir:
                 except OSError:
                     pass
         for child in self.state.iterdir():
-            if child.name == LOCK:
+            if child.name == LOCK or child.name in keep:
                 continue
             # rmtree does not follow symlinks inside
             self._remove((lambda c=child: shutil.rmtree(c)) if child.is_dir() and not child.is_symlink() else child.unlink)
