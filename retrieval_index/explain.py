@@ -14,7 +14,6 @@ from .labels import _FUNCTION, _MIN_PREFIX, label_words
 from .languages import language_name
 from .text import humanize, stem, tokenize, words
 
-
 _GENERIC = frozenset(tokenize("text classification generation other task data"))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bigbench.arms import ARMS, BENCHMARK, build_options, no_candidates
+from benchmarks.bigbench.arms import ARMS, BENCHMARK, build_options
 from benchmarks.bigbench.student import TrainConfig, answer_index, groups_from_rows, parse_options
 from benchmarks.bigbench.tasks import Item, load_task, normalized_score, score_choices, split_task
 
@@ -116,13 +116,12 @@ def bigbench_fake():
 
 
 def test_tiny_harness_every_arm(catalog, fake_llm, tmp_path, tasks_dir):
-    from datatune.embed import HashEmbedder
-    from datatune.planner import Candidate
-    from retrieval_index.filters import Filters
-
     from benchmarks.bigbench.arms import Env
     from benchmarks.bigbench.report import write_results_md
     from benchmarks.bigbench.run import run_task
+    from datatune.embed import HashEmbedder
+    from datatune.planner import Candidate
+    from retrieval_index.filters import Filters
 
     seen_filters = []
 

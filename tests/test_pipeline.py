@@ -66,7 +66,7 @@ KEYS = ["imdb:plain_text", "cornell-movie-review-data/rotten_tomatoes:default", 
 
 def test_build_sentiment_end_to_end(catalog, fake_llm, tmp_path):
     llm, ep = fake_llm(smart_fake())
-    res = run(catalog, llm, tmp_path, KEYS)
+    run(catalog, llm, tmp_path, KEYS)
     ds = datasets.load_dataset(str(tmp_path / "out"))
     train = ds["train"]
     assert len(train) == 500

@@ -8,8 +8,6 @@ TypeError in planning).
 
 from __future__ import annotations
 
-import pytest
-
 from datatune.pipeline import BuildOptions, plan_one
 from datatune.planner import Candidate
 from datatune.task import TaskSpec

@@ -6,6 +6,7 @@ The real catalog and the real model are exercised in test_retrieval_quality.py.
 from __future__ import annotations
 
 import hashlib
+
 import datasets
 import numpy as np
 import pytest

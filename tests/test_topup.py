@@ -15,7 +15,7 @@ from datatune.records import Row
 from datatune.task import TaskSpec
 from datatune.topup import label_gaps, topup
 
-from .conftest import fake_rows, last_user, rows_request, schema_of
+from .conftest import fake_rows, rows_request, schema_of
 
 THREE = "Classify the sentiment of a movie review as positive, negative or neutral"
 

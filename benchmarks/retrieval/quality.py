@@ -11,6 +11,7 @@ import json
 from dataclasses import replace
 
 import common
+
 from retrieval_index import DEFAULT_WEIGHTS, evaluate
 
 RANKERS = ("lexical", "dense", "task", "labels", "tags")

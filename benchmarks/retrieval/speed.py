@@ -259,9 +259,7 @@ def main() -> None:
         return
 
     result = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}}
-    from retrieval_index import RetrievalIndex
-
-    from retrieval_index import store
+    from retrieval_index import RetrievalIndex, store
 
     catalog = ScaledCatalog(common.catalog(), args.docs)
     folder = RetrievalIndex.folder_for(catalog, args.root)

@@ -17,10 +17,10 @@ import sys
 import time
 from dataclasses import replace
 
+import common
 import numpy as np
 
-import common
-from retrieval_index import DEFAULT_WEIGHTS, Weights
+from retrieval_index import DEFAULT_WEIGHTS
 from retrieval_index.evaluate import first_relevant_rank
 from retrieval_index.languages import query_languages
 

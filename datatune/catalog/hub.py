@@ -11,7 +11,7 @@ import hashlib
 import datasets
 
 from ..errors import DatasetLoadError, OfflineError
-from .base import ConfigInfo, DatasetEntry
+from .base import DatasetEntry
 from .local import configs_from_meta, entry_from_card
 
 OFFLINE_HINT = "pass --catalog PATH (or set DATATUNE_CATALOG) to use a local catalog such as ../shared/hub"
