@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .core.files import atomic_write_text
 from .errors import ConfigError
 from .task import TaskSpec
 
@@ -137,9 +138,7 @@ class PlanFile(BaseModel):
 
 
 def save_plans(path: Path, task: TaskSpec, plans: list[Plan], build: BuildRecord | None = None) -> None:
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(PlanFile(task=task, plans=plans, build=build).model_dump_json(indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, PlanFile(task=task, plans=plans, build=build).model_dump_json(indent=2))
 
 
 def load_plans(path: str | Path) -> PlanFile:

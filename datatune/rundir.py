@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
+from .core.files import atomic_path, atomic_write_text
 from .errors import ConfigError, RunStateError
 from .records import Row, rows_to_table, table_to_rows
 
@@ -247,11 +248,8 @@ class RunDir:
 
     def write_json(self, name: str, obj) -> None:
         p = self.state / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
         try:
-            tmp.write_text(json.dumps(obj, indent=1, default=str))
-            os.replace(tmp, p)
+            atomic_write_text(p, json.dumps(obj, indent=1, default=str))
         except OSError as e:
             raise _os_error(self.out, e) from e
 
@@ -283,11 +281,9 @@ class RunDir:
 
     def write_shard(self, source: str, index: int, rows: list[Row]) -> None:
         p = self.shard_path(source, index)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
         try:
-            pq.write_table(rows_to_table(rows), tmp)
-            os.replace(tmp, p)
+            with atomic_path(p) as tmp:
+                pq.write_table(rows_to_table(rows), tmp)
         except OSError as e:
             raise _os_error(self.out, e) from e
 

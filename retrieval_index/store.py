@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from datatune.catalog.base import DatasetEntry, entry_from_json, entry_to_json
+from datatune.core.files import locked
 
 FORMAT = 1
 # the modules that write the texts an index is made of (the model and its settings are in the fingerprint)
@@ -57,23 +60,38 @@ def entry_hash(e: DatasetEntry) -> str:
 
 # -- folder ---------------------------------------------------------------------------------------
 def save(folder: Path, meta: dict, entries: list[DatasetEntry], vectors: np.ndarray, lexical: dict) -> None:
+    """Write the index into a fresh temp folder beside `folder`, then swap it in, under the folder's
+    lock (`folder.lock`): two builds saving the same index at once take turns, and each writes its
+    own temp folder, so neither can leave the other's half-written files in place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    (tmp / "entries.json").write_text(json.dumps([entry_to_json(e) for e in entries]))
-    np.save(tmp / "dense.npy", np.ascontiguousarray(vectors, dtype=np.float32))
-    for name, index in lexical.items():
-        index.save(tmp / name)
-    (tmp / "meta.json").write_text(json.dumps(meta))  # written last: its presence marks a complete folder
-    old = folder.with_name(folder.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with locked(folder, what=f"the retrieval index {folder}"):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the index is as readable as a plain mkdir makes it
+        old = None
+        try:
+            (tmp / "entries.json").write_text(json.dumps([entry_to_json(e) for e in entries]))
+            np.save(tmp / "dense.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+            for name, index in lexical.items():
+                index.save(tmp / name)
+            (tmp / "meta.json").write_text(json.dumps(meta))  # written last: its presence marks a complete folder
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+                old.rmdir()
+                folder.rename(old)
+            try:
+                tmp.rename(folder)
+            except OSError:
+                if old is not None:
+                    old.rename(folder)  # the previous index stays in place
+                    old = None
+                raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def read_meta(folder: Path) -> dict | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import datasets
 import yaml
 
+from ..core.files import atomic_write_text
 from ..errors import CatalogError, DatasetLoadError
 from .base import ConfigInfo, DatasetEntry, Feature, entry_from_json, entry_to_json, features_from_datasets, label_names
 from .sections import config_sections, info_descriptions
@@ -355,10 +356,7 @@ class LocalCatalog:
                 entries.append(entry_from_meta(name, meta, prose, has_rows=False, infos=infos[(name, False)]))
         f = self._cache_file()
         if f is not None:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps([entry_to_json(e) for e in entries]))
-            tmp.replace(f)
+            atomic_write_text(f, json.dumps([entry_to_json(e) for e in entries]))
         return entries
 
     # -- rows --------------------------------------------------------------------------------

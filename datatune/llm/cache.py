@@ -4,9 +4,10 @@ Only answers that were usable are stored (the client writes after a structured a
 against its schema, or a text answer came back whole), so a bad reply never outlives the endpoint
 that gave it.
 
-Backed by diskcache (SQLite, transactional writes). Values are JSON text; an entry that doesn't
-parse or validate is treated as a miss and overwritten, and a database that can't be opened is
-moved aside and recreated, so a damaged cache never stops a run.
+Backed by diskcache (SQLite, transactional writes: processes sharing the cache need no lock of ours).
+Values are JSON text; an entry that doesn't parse or validate is treated as a miss and overwritten,
+and a database that can't be opened is moved aside (under the cache's file lock) and recreated, so a
+damaged cache never stops a run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 from pathlib import Path
 
 import diskcache
+
+from ..core.files import locked
 
 PROMPT_VERSION = "1"
 
@@ -42,9 +45,15 @@ class ResponseCache:
         try:
             return diskcache.Cache(str(self.directory), size_limit=2**33)
         except (sqlite3.DatabaseError, OSError):
-            aside = self.directory.with_name(f"{self.directory.name}.corrupt-{int(time.time())}")
-            shutil.move(str(self.directory), aside)
-            return diskcache.Cache(str(self.directory), size_limit=2**33)
+            pass
+        # damaged: one process moves it aside (under the cache's lock); one that waited finds it fixed
+        with locked(self.directory, what=f"the LLM response cache {self.directory}"):
+            try:
+                return diskcache.Cache(str(self.directory), size_limit=2**33)
+            except (sqlite3.DatabaseError, OSError):
+                aside = self.directory.with_name(f"{self.directory.name}.corrupt-{time.time_ns()}")
+                shutil.move(str(self.directory), aside)
+                return diskcache.Cache(str(self.directory), size_limit=2**33)
 
     def get(self, key: str) -> dict | None:
         try:

