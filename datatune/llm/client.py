@@ -89,10 +89,36 @@ def _check_encodable(messages: Messages) -> None:
 
 def map_error(e: BaseException, *, url: str | None, model: str, timeout: float | None, attempts: int,
               messages: Messages, embedded: bool = False, json_schema: bool = False) -> DatatuneError:
-    """Every error the openai client raises, as the one-line DatatuneError that says what to do next."""
+    """Every error the openai client raises, as the one-line DatatuneError that says what to do next.
+
+    This is the one place openai's exceptions are read. By class (openai 1.x to 3.x):
+
+        APITimeoutError                         EndpointError: no answer within the timeout, after the retries
+        APIConnectionError                      OfflineError: the endpoint can't be reached
+        APIResponseValidationError              EndpointError: a 200 that is not a chat completion
+        AuthenticationError 401,
+        PermissionDeniedError 403               EndpointError: the key is refused
+        NotFoundError 404                       EndpointError: unknown model or wrong --base-url
+        RateLimitError 429                      EndpointError: still refused after the retries
+        InternalServerError, any 5xx            EndpointError: the server fails, after the retries
+        413, or a 4xx saying the prompt is
+          longer than the context               ContextTooLong (a RequestFailed)
+        BadRequestError 400,
+        UnprocessableEntityError 422,
+        ConflictError 409, any other 4xx        RequestFailed: this request only (SchemaUnsupported
+                                                when a 400 rejects response_format json_schema)
+        LengthFinishReasonError,
+        ContentFilterFinishReasonError          RequestFailed: this answer was cut off or filtered
+        APIError without a status               RequestFailed: this request's answer carried an error
+        any other OpenAIError                   EndpointError: the client itself can't send (configuration)
+
+    RequestFailed is one row's failure (the `*_many` methods return it in that row's place, callers count
+    it and go on; a source with more than a third of its rows failed is dropped); EndpointError and
+    OfflineError stop the run, with its state kept for --resume.
+    """
     where = "the embedded model's server" if embedded else f"LLM endpoint {url}"
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-    if isinstance(e, openai.APITimeoutError):
+    if isinstance(e, openai.APITimeoutError):  # before APIConnectionError, its base class
         return EndpointError(
             f"{where} gave no answer within {timeout:g}s ({tries}, so about {timeout * attempts:g}s in all); "
             "raise --timeout or DATATUNE_TIMEOUT if the model is just slow, or check that the endpoint is serving"
@@ -116,27 +142,36 @@ def map_error(e: BaseException, *, url: str | None, model: str, timeout: float |
                 f"the prompt is about {n} tokens, more than {limit}; shorten the description or the examples, "
                 f"or use a model with a larger context (--model / --base-url{more})"
             )
-        if isinstance(e, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        if isinstance(e, (openai.AuthenticationError, openai.PermissionDeniedError)) or status in (401, 403):
             return EndpointError(f"{where} refused the API key (HTTP {status}: {msg[:120]}); set OPENAI_API_KEY or DATATUNE_API_KEY")
-        if isinstance(e, openai.NotFoundError):
+        if isinstance(e, openai.NotFoundError) or status == 404:
             return EndpointError(f"model {model!r} not found at {url} (HTTP 404: {msg[:120]}); pass --model with a model it serves, "
                                  "or fix --base-url (the API root, usually ending in /v1)")
-        if isinstance(e, openai.RateLimitError):
+        if isinstance(e, openai.RateLimitError) or status == 429:
             return EndpointError(f"{where} kept refusing with HTTP 429 (rate limit or quota) after {tries}: {msg[:120]}; "
                                  "lower --concurrency, wait and re-run, or raise the account's quota")
-        if status >= 500:
+        if isinstance(e, openai.InternalServerError) or status >= 500:
             return EndpointError(f"{where} failed with HTTP {status} after {tries}: {msg[:160]}; check the server's log, "
                                  "or re-run later (a build keeps its state: add --resume)")
         if json_schema and status == 400 and ("response_format" in msg.lower() or "schema" in msg.lower()):
             return SchemaUnsupported(msg[:200])
+        # BadRequestError 400, ConflictError 409 (after the retries), UnprocessableEntityError 422, any other 4xx
         return RequestFailed(
             f"{where} rejected the request (HTTP {status}: {msg[:200]}); if every request fails like this, the endpoint "
             "doesn't accept what datatune sends (chat completions with JSON output): try another --model or --base-url"
         )
+    finish_errors = tuple(getattr(openai, n) for n in ("LengthFinishReasonError", "ContentFilterFinishReasonError") if hasattr(openai, n))
+    if finish_errors and isinstance(e, finish_errors):
+        return RequestFailed(f"{where} gave no usable answer to this request ({type(e).__name__}: {' '.join(str(e).split())[:160]})")
+    if isinstance(e, openai.APIError):  # an error in an answer, without an HTTP status
+        return RequestFailed(f"{where} answered this request with an error ({type(e).__name__}: {' '.join(str(e).split())[:160]})")
+    if isinstance(e, openai.OpenAIError):
+        return EndpointError(f"the openai client can't send requests to {where} ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
+                             "check --base-url, --model and OPENAI_API_KEY")
     if isinstance(e, (ValueError, AttributeError, TypeError)):  # a 200 whose body is not JSON / not a completion
         return EndpointError(f"{where} answered with something that is not a chat completion ({type(e).__name__}: {str(e)[:80]}); "
                              "is --base-url the API root of an OpenAI-compatible server (usually ending in /v1)?")
-    return LLMError(f"{where} failed: {type(e).__name__}: {str(e)[:200]}")
+    return LLMError(f"{where} failed: {type(e).__name__}: {' '.join(str(e).split())[:200]}")
 
 
 def strict_schema(model: type[BaseModel]) -> dict:
