@@ -1,4 +1,5 @@
-"""Shared fixtures: every cache in a tmp dir, offline Hugging Face, a fake LLM at the llm seam."""
+"""Shared fixtures: every cache in a tmp dir (but the persistent ones under PERSISTENT), offline Hugging
+Face, a fake LLM at the llm seam."""
 
 from __future__ import annotations
 
@@ -7,9 +8,66 @@ import os
 from pathlib import Path
 
 import pytest
+from huggingface_hub import constants as _hub_constants
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HUB = SHARED / "hub"
+
+# The user's own Hugging Face home, read before anything is patched: the caches the tests keep between
+# runs on purpose live under it (the assembled embedded models, 1 GB; test_embedded_builds' index and
+# answers), exactly where a user's datatune keeps them. Everything else a test writes goes to tmp.
+USER_HF_HOME = Path(_hub_constants.HF_HOME).expanduser()
+PERSISTENT = USER_HF_HOME / "assets" / "datatune"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def hf_caches_in_tmp(tmp_path_factory):
+    """Test isolation the way huggingface/datasets' own conftest does it: `datasets` and
+    `huggingface_hub` read HF_HOME once, at import (before any fixture runs), into module constants,
+    so setting the variable is not enough; the constants are patched too, for the whole session.
+
+    The environment variables are set as well, for the builds tests run in child processes."""
+    import datasets.config
+    import huggingface_hub.constants as hub
+
+    home = tmp_path_factory.getbasetemp() / "hf_home"
+    ds_cache = home / "datasets"
+    mp = pytest.MonkeyPatch()
+    for var, value in {"HF_HOME": home, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}.items():
+        mp.setenv(var, str(value))
+    mp.delenv("HF_DATASETS_CACHE", raising=False)
+    mp.delenv("HF_HUB_CACHE", raising=False)
+    for name, value in {
+        "HF_CACHE_HOME": str(home),
+        "HF_DATASETS_CACHE": ds_cache,
+        "DOWNLOADED_DATASETS_PATH": str(ds_cache / "downloads"),
+        "EXTRACTED_DATASETS_PATH": str(ds_cache / "downloads" / "extracted"),
+        "HF_MODULES_CACHE": home / "modules",
+        "HF_HUB_OFFLINE": True,
+        "HF_DATASETS_OFFLINE": True,
+        "HF_UPDATE_DOWNLOAD_COUNTS": False,
+    }.items():
+        mp.setattr(datasets.config, name, value)
+    for name, value in {
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HUGGINGFACE_HUB_CACHE": str(home / "hub"),
+        "HF_ASSETS_CACHE": str(home / "assets"),
+        "HUGGINGFACE_ASSETS_CACHE": str(home / "assets"),
+        "HF_XET_CACHE": str(home / "xet"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "HF_HUB_OFFLINE": True,
+    }.items():
+        if hasattr(hub, name):
+            mp.setattr(hub, name, value)
+    # the persistent caches (see PERSISTENT); a value the caller set wins
+    if "DATATUNE_MODEL_DIR" not in os.environ:
+        mp.setenv("DATATUNE_MODEL_DIR", str(PERSISTENT / "default" / "models"))
+    if "DATATUNE_TEST_CACHE" not in os.environ:
+        mp.setenv("DATATUNE_TEST_CACHE", str(PERSISTENT / "test"))
+    yield home
+    mp.undo()
 
 
 @pytest.fixture(autouse=True)
@@ -21,11 +79,6 @@ def isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DATATUNE_CACHE", str(base / "datatune_cache"))
     for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "DATATUNE_BASE_URL", "DATATUNE_CATALOG", "DATATUNE_MODEL", "DATATUNE_GGUF"):
         monkeypatch.delenv(var, raising=False)
-    # the assembled embedded model (1 GB) is kept between runs, like a user's cache
-    if "DATATUNE_MODEL_DIR" not in os.environ:
-        from huggingface_hub import constants
-
-        monkeypatch.setenv("DATATUNE_MODEL_DIR", str(Path(constants.HF_HOME).expanduser() / "assets" / "datatune" / "default" / "models"))
 
 
 def require_shared(path: Path, what: str) -> Path:
