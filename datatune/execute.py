@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from .compile import compile_plan
 from .llm import LLM
 from .plan import Plan
-from .records import Row
+from .records import SCHEMA, Row, constant, table_to_rows
 
 BATCH = 8192
 
@@ -101,11 +101,15 @@ def fill_llm_fields(plan: Plan, rows: list[Row], llm: LLM, *, on_done: Callable[
 
 @dataclass
 class Pool:
-    """A source's rows for the build: the first `keep` valid rows in seeded order, and what was dropped."""
+    """A source's rows for the build: the first `keep` valid rows in seeded order (records.SCHEMA), and what was dropped."""
 
-    rows: list[Row]
+    table: pa.Table
     drops: Counter
     seen: int  # source rows read
+
+    @property
+    def rows(self) -> list[Row]:
+        return table_to_rows(self.table)
 
 
 def _arrow_batches(ds: datasets.Dataset, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
@@ -148,19 +152,30 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
     rank = {s: i for i, s in enumerate(split_rank)}
     ranks = np.asarray([rank.get(split, len(rank)) for split, _, _ in sources], dtype=np.int64)
     chosen = pos[np.argsort(ranks[which], kind="stable")][:keep] if len(pos) else pos
-    made: dict[tuple[int, int], Row] = {}
     chosen_split = np.searchsorted(ends, chosen, side="right")
+    n = len(chosen)
+    parts, offset = [], 0
+    where = np.zeros(n, dtype=np.int64)  # each chosen row's place among the mapped rows below
     for k, (split, ds, valid) in enumerate(sources):
-        mine = chosen[chosen_split == k]
+        mine = np.flatnonzero(chosen_split == k)
         if not len(mine):
             continue
-        source_rows = np.sort(valid[mine - (ends[k] - counts[k])])
+        source_rows = valid[chosen[mine] - (ends[k] - counts[k])]
+        ordered = np.sort(source_rows)
         mapper = compile_plan(plan, ds.features)
-        picked = ds.select_columns([c for c in mapper.columns if c in ds.column_names]).select(source_rows).with_format("arrow")
-        m = mapper.map_arrow(picked[0:len(source_rows)])
-        for i, a, b in zip(source_rows.tolist(), m.column("input").to_pylist(), m.column("output").to_pylist()):
-            made[(k, i)] = Row(a, b, plan.dataset, plan.config, split, i, method)
-    rows = []
-    for p, k in zip(chosen.tolist(), chosen_split.tolist()):
-        rows.append(made[(k, int(sources[k][2][p - (ends[k] - counts[k])]))])
-    return Pool(rows, drops, seen)
+        picked = ds.select_columns([c for c in mapper.columns if c in ds.column_names]).select(ordered).with_format("arrow")
+        m = mapper.map_arrow(picked[0:len(ordered)])
+        parts.append(pa.table({"input": m.column("input"), "output": m.column("output"), "source_split": constant(split, len(ordered)),
+                               "source_row": pa.array(ordered, pa.int64())}))
+        where[mine] = offset + np.searchsorted(ordered, source_rows)
+        offset += len(ordered)
+    mapped = pa.concat_tables(parts) if parts else pa.table({"input": pa.array([], pa.string()), "output": pa.array([], pa.string()),
+                                                              "source_split": pa.array([], pa.string()), "source_row": pa.array([], pa.int64())})
+    mapped = mapped.take(pa.array(where))
+    table = pa.table({
+        "input": mapped.column("input"), "output": mapped.column("output"),
+        "source_dataset": constant(plan.dataset, n), "source_config": constant(plan.config, n),
+        "source_split": mapped.column("source_split"), "source_row": mapped.column("source_row"),
+        "method": constant(method, n), "check": constant("", n),
+    }, schema=SCHEMA)
+    return Pool(table, drops, seen)

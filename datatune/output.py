@@ -17,12 +17,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
 from .errors import ConfigError
 from .plan import Plan, save_plans
-from .records import SCHEMA, Row, rows_to_table
+from .records import SCHEMA, Row, as_table, concat, count_by, rows_to_table
 from .rundir import record_outputs
 from .task import TaskSpec
 
@@ -50,9 +52,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_parquet(path: Path, rows: list[Row]) -> None:
+def write_parquet(path: Path, rows: "list[Row] | pa.Table") -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(rows_to_table(rows), tmp)
+    pq.write_table(as_table(rows).select(SCHEMA.names).cast(SCHEMA), tmp)
     os.replace(tmp, path)
 
 
@@ -110,6 +112,8 @@ def metrics_summary(report: dict) -> dict:
             out[name] = report[key]
     if report.get("self_bleu"):
         out["self-BLEU (1-5, mean)"] = report["self_bleu"].get("mean")
+    if ls := report.get("lexical_sample"):
+        out["lexical measures read"] = f"a seeded sample of {ls['rows']:,} of {ls['of']:,} rows"
     if report.get("remote_clique"):
         out["remote-clique (MiniLM)"] = report["remote_clique"].get("value")
     if cov := report.get("example_coverage"):
@@ -121,12 +125,13 @@ def metrics_summary(report: dict) -> dict:
     return out
 
 
-def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[Plan], drops: dict[str, int], usage: dict, metrics: dict | None,
-              relevance: dict | None = None) -> str:
-    all_rows = [r for rs in rows_by_split.values() for r in rs]
-    by_source = Counter((r.source_dataset or "(synthetic)", r.source_config, r.source_split) for r in all_rows)
+def card_body(spec: TaskSpec, rows_by_split: "dict[str, list[Row] | pa.Table]", plans: list[Plan], drops: dict[str, int], usage: dict,
+              metrics: dict | None, relevance: dict | None = None) -> str:
+    tables = {s: as_table(r) for s, r in rows_by_split.items()}
+    everything = concat(list(tables.values()))
+    by_source = [((d or "(synthetic)", c, sp), n) for (d, c, sp), n in count_by(everything, ["source_dataset", "source_config", "source_split"])]
     lic = {p.dataset: p.license for p in plans}
-    methods = Counter(r.method for r in all_rows)
+    methods = count_by(everything, ["method"])
     parts = [
         "# Dataset built with datatune\n",
         f"**Task:** {spec.description}\n",
@@ -139,14 +144,14 @@ def card_body(spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[P
         "(`--splits` restricts them).\n",
         _table(["dataset", "config", "split", "licence", "rows"], [
             [f"[{d}](https://huggingface.co/datasets/{d})" if d != "(synthetic)" else d, c, sp or "-", lic.get(d, "-"), n]
-            for (d, c, sp), n in by_source.most_common()
+            for (d, c, sp), n in by_source
         ]),
         "\n## Rows\n",
-        _table(["split", "rows"], [[s, len(r)] for s, r in rows_by_split.items()]),
-        "\n" + _table(["method", "rows"], [[m, n] for m, n in methods.most_common()]),
+        _table(["split", "rows"], [[s, t.num_rows] for s, t in tables.items()]),
+        "\n" + _table(["method", "rows"], [[m, n] for (m,), n in methods]),
     ]
     if spec.labels:
-        dist = Counter(r.output for r in all_rows)
+        dist = {k: n for (k,), n in count_by(everything, ["output"])}
         parts += ["\n## Labels\n", _table(["label", "rows"], [[lb, dist.get(lb, 0)] for lb in spec.labels])]
     planned = [p for p in plans if not p.reason.startswith("card only")]
     card_only = [p.dataset for p in plans if p.reason.startswith("card only")]
@@ -179,14 +184,18 @@ def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]],
     for old in data.glob("*-?????-of-?????.parquet"):  # the splits of an earlier run (nothing else)
         if not old.is_symlink():
             old.unlink()
-    written = [f"data/{split}-00000-of-00001.parquet" for split in rows_by_split]
+    tables = {s: as_table(r) for s, r in rows_by_split.items()}
+    written = [f"data/{split}-00000-of-00001.parquet" for split in tables]
     record_outputs(out, [*written, "plans.json", "README.md", "manifest.json",
                          *(f"plots/{f}" for f in ((metrics or {}).get("plots") or {}).values())])
-    for split, rows in rows_by_split.items():
-        write_parquet(data / f"{split}-00000-of-00001.parquet", rows)
+    for split, table in tables.items():
+        write_parquet(data / f"{split}-00000-of-00001.parquet", table)
     save_plans(out / "plans.json", spec, plans)
-    licenses = sorted({p.license for p in plans if p.keep and any(r.source_dataset == p.dataset for rs in rows_by_split.values() for r in rs)}) or ["unknown"]
-    sizes = {s: (data / f"{s}-00000-of-00001.parquet").stat().st_size for s in rows_by_split}
-    meta = yaml.safe_dump(card_yaml({s: len(r) for s, r in rows_by_split.items()}, spec, licenses, sizes, {r.method for rs in rows_by_split.values() for r in rs}), sort_keys=False, allow_unicode=True)
-    atomic_write_text(out / "README.md", f"---\n{meta}---\n\n" + card_body(spec, rows_by_split, plans, drops, manifest.get("llm", {}), metrics, manifest.get("source_relevance")))
+    everything = concat(list(tables.values()))
+    used = set(pc.unique(everything.column("source_dataset")).to_pylist()) if everything.num_rows else set()
+    licenses = sorted({p.license for p in plans if p.keep and p.dataset in used}) or ["unknown"]
+    sizes = {s: (data / f"{s}-00000-of-00001.parquet").stat().st_size for s in tables}
+    methods = set(pc.unique(everything.column("method")).to_pylist()) if everything.num_rows else set()
+    meta = yaml.safe_dump(card_yaml({s: t.num_rows for s, t in tables.items()}, spec, licenses, sizes, methods), sort_keys=False, allow_unicode=True)
+    atomic_write_text(out / "README.md", f"---\n{meta}---\n\n" + card_body(spec, tables, plans, drops, manifest.get("llm", {}), metrics, manifest.get("source_relevance")))
     atomic_write_text(out / "manifest.json", json.dumps(scrub_secrets(json.loads(json.dumps(manifest, default=str))), indent=2))

@@ -10,12 +10,18 @@ import math
 import platform
 import random
 import time
+from array import array
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import pyarrow as pa
+
 from . import __version__
+from .allocate import allocate_by_split_indices, rest_indices, split_order
+from .allocate import source_cap as _source_cap
 from .catalog.base import Catalog
 from .errors import BudgetExceeded, ConfigError, DatasetLoadError, OfflineError
 from .execute import fill_llm_fields, sample_pool
@@ -25,7 +31,7 @@ from .output import write_output
 from .plan import Plan, PlanFile
 from .planner import PLANNER_MODES, Candidate, plan_candidate, reject
 from .progress import Reporter
-from .records import Row
+from .records import Row, concat, rows_to_table, table_to_rows
 from .rundir import RunDir, fingerprint
 from .task import Example, TaskSpec
 
@@ -88,11 +94,16 @@ class BuildResult:
     out: Path
     spec: TaskSpec
     plans: list[Plan]
-    rows: dict[str, list[Row]]
+    tables: dict[str, pa.Table]  # split -> its rows (records.SCHEMA), as written
     drops: dict[str, int]
     manifest: dict
     dry_run: bool = False
     estimate: dict = field(default_factory=dict)
+
+    @property
+    def rows(self) -> dict[str, list[Row]]:
+        """The rows of each split as Row objects (made on each access: read `tables` for large sets)."""
+        return {s: table_to_rows(t) for s, t in self.tables.items()}
 
 
 Retriever = Callable[[str, int, list[str]], list[Candidate]]
@@ -192,35 +203,38 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     drops: Counter = Counter()
     with timed("execute"):
         pools = execute_all(kept, catalog, llm, options, rep, run, drops)
-    executed_rows = sum(len(p) for p in pools.values())
+    executed_rows = sum(t.num_rows for t in pools.values())
 
     # 5. curate ------------------------------------------------------------------------------
     with timed("curate"):
-        pooled = [r for key in pools for r in pools[key]]
+        pooled = concat(list(pools.values()))
         if curate_fn is not None and options.curate:
-            result = curate_fn(pooled, spec, eval_texts=options.eval_texts)
-            pooled, cur_drops = result.rows, result.drops
-            drops.update(cur_drops)
+            result = curate_fn(table_to_rows(pooled), spec, eval_texts=options.eval_texts)
+            pooled = rows_to_table(result.rows)
+            drops.update(result.drops)
         labels = spec.labels if spec.output_kind == "label" else None
         order, weak, relevance_info = [p.key for p in kept], set(), {}
         if embedder is not None and len(pools) > 1:
             from .relevance import source_relevance
 
-            relevance = source_relevance(pools, spec, embedder)
+            from .relevance import SAMPLE
+
+            relevance = source_relevance({k: table_to_rows(t.slice(0, SAMPLE)) for k, t in pools.items()}, spec, embedder)
             order, weak = relevance.order(order), set(relevance.weak)
             relevance_info = relevance.to_dict()
             if weak:
                 rep.event("relevance", message=f"far from the {relevance.reference}, used only to fill gaps: " + ", ".join(relevance.weak), relevance=relevance_info)
-        rows = allocate_by_split(pooled, order, options, labels, weak=weak)
+        chosen = allocate_by_split_indices(pooled, order, options.size, options.per_source_cap, labels, weak=weak)
+        table = pooled.take(pa.array(chosen, pa.int64()))
     # 5b. verify labels (on the chosen rows only: the budget goes where it counts) ------------
     verification: dict = {}
     if options.verify != "off":
         with timed("verify"):
             from .verify import verify_rows
 
-            budget = options.verify_budget if options.verify_budget is not None else 2 * len(rows)
-            vr = verify_rows(rows, spec, llm, policy=options.verify, max_calls=budget, votes=3, seed=options.seed, reporter=rep)
-            rows = vr.rows
+            budget = options.verify_budget if options.verify_budget is not None else 2 * table.num_rows
+            vr = verify_rows(table_to_rows(table), spec, llm, policy=options.verify, max_calls=budget, votes=3, seed=options.seed, reporter=rep)
+            table = rows_to_table(vr.rows)
             drops.update(vr.dropped)
             verification = {"policy": options.verify, **dict(vr.counts), "calls": vr.calls, **({"note": vr.note} if vr.note else {})}
             if vr.note:
@@ -230,12 +244,15 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     topup_stats: dict = {"verification": verification} if verification else {}
     if topup_fn is not None and options.synthetic:
         with timed("topup"):
-            rows = topup_fn(rows, spec, options=options, llm=llm, reporter=rep, drops=drops, embedder=embedder, stats=topup_stats)
-    rows = fill_rest(rows, pooled, options.size)
+            table = rows_to_table(topup_fn(table_to_rows(table), spec, options=options, llm=llm, reporter=rep, drops=drops,
+                                           embedder=embedder, stats=topup_stats))
+    table = fill_rest(table, pooled, chosen, options.size)
 
     # 7. output ------------------------------------------------------------------------------
-    random.Random(options.seed).shuffle(rows)
-    splits = split_rows(rows, options.validation_fraction)
+    order_ = array("q", range(table.num_rows))
+    random.Random(options.seed).shuffle(order_)  # the permutation shuffling the rows themselves gave
+    table = table.take(pa.array(np.frombuffer(order_, dtype=np.int64)))
+    splits = split_rows(table, options.validation_fraction)
     manifest = {
         "datatune": __version__,
         "python": platform.python_version(),
@@ -245,7 +262,7 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
         "catalog": catalog.location,
         "model": llm.endpoint.model,
         "endpoint": llm.endpoint.identity,
-        "rows": {s: len(r) for s, r in splits.items()},
+        "rows": {s: t.num_rows for s, t in splits.items()},
         "executed_rows": executed_rows,
         "timings_s": timings,
         "source_relevance": relevance_info,
@@ -255,12 +272,12 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     with timed("quality"):
         from .quality import quality_report
 
-        all_rows = [r for rs in splits.values() for r in rs]
+        all_rows = concat(list(splits.values()))
         metrics = quality_report(all_rows, spec, embedder=embedder, drops=dict(drops), plots_dir=options.out / "plots", embed_sample=500)
     if embedder is not None and spec.examples and "example_coverage" not in topup_stats:
         from .coverage import example_coverage
 
-        topup_stats["example_coverage"] = example_coverage(all_rows, spec.examples, embedder).to_dict()
+        topup_stats["example_coverage"] = example_coverage(table_to_rows(all_rows), spec.examples, embedder).to_dict()
     metrics.update(topup_stats)
     manifest["quality"] = {k: v for k, v in metrics.items() if k not in ("by_source_config",)}
     with timed("output"):
@@ -356,13 +373,6 @@ def sibling_plans(plan: Plan, c: Candidate, splits: list[str] | None = None) -> 
     return out
 
 
-def split_order(splits) -> list[str]:
-    """Train first, then validation, other splits, test last: rows come from a benchmark's test split
-    only when nothing else can fill the set."""
-    pref = {"train": 0, "validation": 1, "dev": 1, "test": 3}
-    return sorted(splits, key=lambda s: (pref.get(s, 2), s))
-
-
 def plan_one(spec, c: Candidate, catalog, llm, options, *, embedder=None) -> Plan:
     # sample from the largest labelled-looking split: train, then validation, test last (often unlabelled)
     allowed = [s for s in c.config.splits if options.splits is None or s in options.splits]
@@ -428,13 +438,13 @@ def _maybe_translate(spec: TaskSpec, c: Candidate, plan: Plan) -> None:
 
 
 def source_cap(options: BuildOptions, n_sources: int) -> int:
-    return options.size if n_sources < 2 else max(1, math.ceil(options.size * options.per_source_cap))
+    return _source_cap(options.size, options.per_source_cap, n_sources)
 
 
-def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops: Counter) -> dict[str, list[Row]]:
+def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops: Counter) -> dict[str, pa.Table]:
     """Compiled rows of every kept source (a seeded sample of them), LLM fields filled in shards."""
     cap = source_cap(options, len({p.dataset for p in kept}))
-    pools: dict[str, list[Row]] = {}
+    pools: dict[str, pa.Table] = {}
     total = sum(p.checks.get("est_rows", 0) for p in kept)
     with rep.bar("execute", total=total, unit="row") as bar:
         for plan in kept:
@@ -451,10 +461,10 @@ def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops
                 plan.keep, plan.reason = False, str(e)
                 continue
             drops.update(pool.drops)
-            rows = pool.rows
+            table = pool.table
             if plan.needs_llm:
-                rows = _llm_rows(plan, rows, llm, rep, run, drops)
-            pools[plan.key] = rows
+                table = rows_to_table(_llm_rows(plan, pool.rows, llm, rep, run, drops))
+            pools[plan.key] = table
     return pools
 
 
@@ -487,78 +497,25 @@ def _llm_rows(plan: Plan, rows: list[Row], llm: LLM, rep, run: RunDir, drops: Co
 
 def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: list[str] | None = None,
              weak: set[str] | frozenset = frozenset()) -> list[Row]:
-    """Fill --size in `order` with a per-source cap, balanced across labels when there are labels.
+    """allocate.py's rule over a list of rows (library callers)."""
+    from . import allocate as _allocate
 
-    `weak` sources (far from the task, see `relevance`) get no capped share: they fill only what the
-    others leave. A label short of its share stays short here: the top-up stage fills it (or
-    `fill_rest` does).
-    """
-    by_source: dict[str, list[Row]] = {k: [] for k in order}
-    for r in rows:
-        by_source.setdefault(f"{r.source_dataset}:{r.source_config}", []).append(r)
-    n_sources = len({k.split(":")[0] for k in order if by_source.get(k) and k not in weak})
-    cap = source_cap(options, n_sources)
-    quotas = {None: options.size}
-    if labels:
-        quotas = {lb: options.size // len(labels) + (1 if i < options.size % len(labels) else 0) for i, lb in enumerate(labels)}
-    chosen: list[Row] = []
-    used: set[int] = set()
-    for label, quota in quotas.items():
-        label_cap = math.ceil(cap * quota / options.size)
-        got: Counter = Counter()
-        picked = 0
-        for strict in (True, False):  # first within each source's cap, then from whatever is left
-            for k in order:
-                ds_name = k.split(":")[0]
-                if strict and k in weak:
-                    continue
-                for r in by_source.get(k, []):
-                    if picked >= quota or (strict and got[ds_name] >= label_cap):
-                        break
-                    if id(r) in used or (label is not None and r.output != label):
-                        continue
-                    chosen.append(r)
-                    used.add(id(r))
-                    got[ds_name] += 1
-                    picked += 1
-    return chosen
+    return _allocate.allocate(rows, order, options.size, options.per_source_cap, labels, weak=weak)
 
 
-def allocate_by_split(rows: list[Row], order: list[str], options: BuildOptions, labels: list[str] | None = None,
-                      weak: set[str] | frozenset = frozenset()) -> list[Row]:
-    """`allocate` over train rows of the near sources first; then their validation rows, then far
-    (weak) sources' train and validation rows, and test splits only while the set is still short."""
-    ranks = {s: i for i, s in enumerate(split_order({r.source_split for r in rows}))}
-    test_rank = ranks.get("test", len(ranks))
-
-    def tier(r: Row) -> tuple[int, int, int]:
-        far = f"{r.source_dataset}:{r.source_config}" in weak
-        rank = ranks.get(r.source_split, 0)
-        return (rank >= test_rank, far, rank)
-
-    tiers = sorted({tier(r) for r in rows})
-    chosen: list[Row] = []
-    for t in tiers:
-        chosen = allocate([r for r in rows if tier(r) <= t], order, options, labels, weak=weak)
-        if len(chosen) >= options.size:
-            break
-    return chosen
+def fill_rest(table: pa.Table, pool: pa.Table, chosen, size: int) -> pa.Table:
+    """Top up to --size from pool rows allocation did not choose (when synthetic rows could not fill a gap)."""
+    if table.num_rows >= size:
+        return table.slice(0, size)
+    extra = rest_indices(pool.num_rows, chosen, size - table.num_rows)
+    return concat([table, pool.take(pa.array(extra, pa.int64()))]) if len(extra) else table
 
 
-def fill_rest(chosen: list[Row], pool: list[Row], size: int) -> list[Row]:
-    """Top up to --size from rows not yet chosen (when synthetic rows could not fill a gap)."""
-    if len(chosen) >= size:
-        return chosen[:size]
-    used = {id(r) for r in chosen}
-    extra = [r for r in pool if id(r) not in used][: size - len(chosen)]
-    return chosen + extra
-
-
-def split_rows(rows: list[Row], validation_fraction: float) -> dict[str, list[Row]]:
-    if validation_fraction <= 0 or len(rows) < 2:
-        return {"train": rows}
-    n_val = max(1, int(round(len(rows) * validation_fraction)))
-    return {"train": rows[n_val:], "validation": rows[:n_val]}
+def split_rows(table: pa.Table, validation_fraction: float) -> dict[str, pa.Table]:
+    if validation_fraction <= 0 or table.num_rows < 2:
+        return {"train": table}
+    n_val = max(1, int(round(table.num_rows * validation_fraction)))
+    return {"train": table.slice(n_val), "validation": table.slice(0, n_val)}
 
 
 def estimate_rows(kept: list[Plan], catalog, options) -> dict:

@@ -1,0 +1,138 @@
+"""Allocation: which pooled rows fill --size, over the pool's columns (no row objects).
+
+The rule (unchanged from the list-based version, which the golden tests pin):
+- sources are taken in `order`, each dataset with a capped share (`per_source_cap` of --size when
+  there are two or more datasets), balanced across the task's labels when it has labels;
+- `weak` sources (far from the task, see relevance.py) get no capped share: they fill only what
+  the others leave;
+- within a label, a first pass respects the caps, a second takes whatever is left;
+- by split (`allocate_by_split`): train rows of near sources first, then their validation rows,
+  then far sources, and test splits only while the set is still short.
+
+Each (label, pass, source) step takes a prefix of that source's not-yet-chosen rows with that
+label, so the whole allocation is a few numpy operations per source and label.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .records import SCHEMA, Row, rows_to_table
+
+
+def source_cap(size: int, per_source_cap: float, n_sources: int) -> int:
+    return size if n_sources < 2 else max(1, math.ceil(size * per_source_cap))
+
+
+def split_order(splits) -> list[str]:
+    """Train first, then validation, other splits, test last: rows come from a benchmark's test split
+    only when nothing else can fill the set."""
+    pref = {"train": 0, "validation": 1, "dev": 1, "test": 3}
+    return sorted(splits, key=lambda s: (pref.get(s, 2), s))
+
+
+def _codes(column: pa.ChunkedArray | pa.Array, values: Sequence[str]) -> np.ndarray:
+    """Position of each row's value in `values` (-1 when it is none of them)."""
+    idx = pc.index_in(column, value_set=pa.array(list(values), pa.string()))
+    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def allocate_indices(table: pa.Table, order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
+                     weak: set[str] | frozenset = frozenset(), rows: np.ndarray | None = None) -> np.ndarray:
+    """Positions in `table` of the rows that fill `size`, in the order they are chosen.
+
+    `rows` restricts the choice to those positions (kept in their order), as `allocate_by_split` does per tier.
+    """
+    rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    keys = pc.binary_join_element_wise(table.column("source_dataset"), table.column("source_config"), ":")
+    known = list(dict.fromkeys([*order, *pc.unique(keys).to_pylist()]))
+    key_code = _codes(keys, known)[rows]
+    by_source = {k: rows[key_code == i] for i, k in enumerate(known)}
+    label_code = _codes(table.column("output"), labels)[rows] if labels else None
+    label_of = {k: (label_code[key_code == i] if label_code is not None else None) for i, k in enumerate(known)}
+    n_sources = len({k.split(":")[0] for k in order if len(by_source.get(k, ())) and k not in weak})
+    cap = source_cap(size, per_source_cap, n_sources)
+    quotas: list[tuple[int | None, int]] = [(None, size)]
+    if labels:
+        quotas = [(i, size // len(labels) + (1 if i < size % len(labels) else 0)) for i in range(len(labels))]
+    chosen: list[np.ndarray] = []
+    taken = {k: 0 for k in by_source}  # rows without a label: how many of the source are chosen (a prefix)
+    taken_label: dict[tuple[str, int], int] = {}
+    for label, quota in quotas:
+        label_cap = math.ceil(cap * quota / size) if size else 0
+        got: dict[str, int] = {}
+        picked = 0
+        for strict in (True, False):
+            for k in order:
+                if picked >= quota:
+                    break
+                ds_name = k.split(":")[0]
+                if (strict and k in weak) or k not in by_source:
+                    continue
+                if label is None:
+                    eligible, start = by_source[k], taken[k]
+                else:
+                    eligible, start = by_source[k][label_of[k] == label], taken_label.get((k, label), 0)
+                room = quota - picked
+                if strict:
+                    room = min(room, label_cap - got.get(ds_name, 0))
+                n = max(0, min(room, len(eligible) - start))
+                if not n:
+                    continue
+                chosen.append(eligible[start:start + n])
+                if label is None:
+                    taken[k] += n
+                else:
+                    taken_label[(k, label)] = start + n
+                got[ds_name] = got.get(ds_name, 0) + n
+                picked += n
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def allocate_by_split_indices(table: pa.Table, order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
+                              weak: set[str] | frozenset = frozenset()) -> np.ndarray:
+    """`allocate_indices` over train rows of the near sources first; then their validation rows, then far
+    (weak) sources' train and validation rows, and test splits only while the set is still short."""
+    if not table.num_rows:
+        return np.zeros(0, dtype=np.int64)
+    splits = pc.unique(table.column("source_split")).to_pylist()
+    ranked = split_order(splits)
+    test_rank = ranked.index("test") if "test" in ranked else len(ranked)
+    split_rank = np.asarray([ranked.index(s) for s in ranked], dtype=np.int64)[_codes(table.column("source_split"), ranked)]
+    keys = pc.binary_join_element_wise(table.column("source_dataset"), table.column("source_config"), ":")
+    far = np.isin(_codes(keys, sorted(weak)), np.arange(len(weak))) if weak else np.zeros(table.num_rows, dtype=bool)
+    tier = np.stack([split_rank >= test_rank, far, split_rank], axis=1).astype(np.int64)
+    chosen = np.zeros(0, dtype=np.int64)
+    for t in sorted({tuple(x) for x in np.unique(tier, axis=0).tolist()}):
+        inside = np.flatnonzero(_tier_le(tier, t))
+        chosen = allocate_indices(table, order, size, per_source_cap, labels, weak=weak, rows=inside)
+        if len(chosen) >= size:
+            break
+    return chosen
+
+
+def _tier_le(tier: np.ndarray, t: tuple[int, ...]) -> np.ndarray:
+    """Rows whose tier tuple is <= t (lexicographic, as Python compares tuples)."""
+    a, b, c = tier[:, 0], tier[:, 1], tier[:, 2]
+    return (a < t[0]) | ((a == t[0]) & ((b < t[1]) | ((b == t[1]) & (c <= t[2]))))
+
+
+def rest_indices(n_rows: int, chosen: np.ndarray, need: int) -> np.ndarray:
+    """The first `need` positions not in `chosen`, in pool order (what fills a gap top-up left)."""
+    if need <= 0:
+        return np.zeros(0, dtype=np.int64)
+    free = np.ones(n_rows, dtype=bool)
+    free[chosen] = False
+    return np.flatnonzero(free)[:need]
+
+
+# -- the list-of-rows forms (library callers, tests) ----------------------------------------------
+def allocate(rows: list[Row], order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
+             weak: set[str] | frozenset = frozenset()) -> list[Row]:
+    idx = allocate_indices(rows_to_table(rows) if rows else SCHEMA.empty_table(), order, size, per_source_cap, labels, weak=weak)
+    return [rows[i] for i in idx.tolist()]
