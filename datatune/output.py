@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +23,7 @@ import yaml
 
 from .errors import ConfigError
 from .plan import Plan, save_plans
-from .records import SCHEMA, Row, as_table, concat, count_by, rows_to_table
+from .records import SCHEMA, Row, as_table, concat, count_by
 from .rundir import record_outputs
 from .task import TaskSpec
 

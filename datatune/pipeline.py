@@ -215,9 +215,7 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
         labels = spec.labels if spec.output_kind == "label" else None
         order, weak, relevance_info = [p.key for p in kept], set(), {}
         if embedder is not None and len(pools) > 1:
-            from .relevance import source_relevance
-
-            from .relevance import SAMPLE
+            from .relevance import SAMPLE, source_relevance
 
             relevance = source_relevance({k: table_to_rows(t.slice(0, SAMPLE)) for k, t in pools.items()}, spec, embedder)
             order, weak = relevance.order(order), set(relevance.weak)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
 import pyarrow as pa
 
 from .curate import _Tokens, tokenize
