@@ -106,20 +106,16 @@ def allocate_by_split_indices(table: pa.Table, order: list[str], size: int, per_
     split_rank = np.asarray([ranked.index(s) for s in ranked], dtype=np.int64)[_codes(table.column("source_split"), ranked)]
     keys = pc.binary_join_element_wise(table.column("source_dataset"), table.column("source_config"), ":")
     far = np.isin(_codes(keys, sorted(weak)), np.arange(len(weak))) if weak else np.zeros(table.num_rows, dtype=bool)
-    tier = np.stack([split_rank >= test_rank, far, split_rank], axis=1).astype(np.int64)
+    # a row's tier (test split?, far source?, split rank) as one integer that sorts as the tuple does
+    width = len(ranked) + 1
+    tier = ((split_rank >= test_rank).astype(np.int64) * 2 + far.astype(np.int64)) * width + split_rank
     chosen = np.zeros(0, dtype=np.int64)
-    for t in sorted({tuple(x) for x in np.unique(tier, axis=0).tolist()}):
-        inside = np.flatnonzero(_tier_le(tier, t))
+    for t in np.unique(tier).tolist():
+        inside = np.flatnonzero(tier <= t)
         chosen = allocate_indices(table, order, size, per_source_cap, labels, weak=weak, rows=inside)
         if len(chosen) >= size:
             break
     return chosen
-
-
-def _tier_le(tier: np.ndarray, t: tuple[int, ...]) -> np.ndarray:
-    """Rows whose tier tuple is <= t (lexicographic, as Python compares tuples)."""
-    a, b, c = tier[:, 0], tier[:, 1], tier[:, 2]
-    return (a < t[0]) | ((a == t[0]) & ((b < t[1]) | ((b == t[1]) & (c <= t[2]))))
 
 
 def rest_indices(n_rows: int, chosen: np.ndarray, need: int) -> np.ndarray:
@@ -136,3 +132,48 @@ def allocate(rows: list[Row], order: list[str], size: int, per_source_cap: float
              weak: set[str] | frozenset = frozenset()) -> list[Row]:
     idx = allocate_indices(rows_to_table(rows) if rows else SCHEMA.empty_table(), order, size, per_source_cap, labels, weak=weak)
     return [rows[i] for i in idx.tolist()]
+
+
+class Selection:
+    """The rows a build has chosen: positions in the pool while no stage rewrote a row, so that
+    choosing, topping up and shuffling cost one gather of the strings at the end; a table of
+    their own once a stage (verification, top-up) gives rows back."""
+
+    def __init__(self, pool: pa.Table, index: np.ndarray):
+        self.pool, self.allocated = pool, np.asarray(index, dtype=np.int64)
+        self._index: np.ndarray | None = self.allocated
+        self._own: pa.Table | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return len(self._index) if self._index is not None else self._own.num_rows
+
+    def table(self) -> pa.Table:
+        if self._own is not None:
+            return self._own
+        return self.pool.take(pa.array(self._index, pa.int64()))
+
+    def replace(self, table: pa.Table) -> None:
+        self._own, self._index = table, None
+
+    def fill_to(self, size: int) -> None:
+        """Cut to `size`, or top up from pool rows allocation did not choose (when synthetic rows could not fill a gap)."""
+        if self.num_rows >= size:
+            if self._index is not None:
+                self._index = self._index[:size]
+            else:
+                self._own = self._own.slice(0, size)
+            return
+        extra = rest_indices(self.pool.num_rows, self.allocated, size - self.num_rows)
+        if not len(extra):
+            return
+        if self._index is not None:
+            self._index = np.concatenate([self._index, extra])
+        else:
+            self._own = pa.concat_tables([self._own, self.pool.take(pa.array(extra, pa.int64()))])
+
+    def reorder(self, order: np.ndarray) -> None:
+        if self._index is not None:
+            self._index = self._index[order]
+        else:
+            self._own = self._own.take(pa.array(order, pa.int64()))

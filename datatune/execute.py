@@ -151,7 +151,9 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
     which = np.searchsorted(ends, pos, side="right")  # the split of each position
     rank = {s: i for i, s in enumerate(split_rank)}
     ranks = np.asarray([rank.get(split, len(rank)) for split, _, _ in sources], dtype=np.int64)
-    chosen = pos[np.argsort(ranks[which], kind="stable")][:keep] if len(pos) else pos
+    if len(set(ranks[[k for k, c in enumerate(counts) if c]].tolist())) > 1:
+        pos = pos[np.argsort(ranks[which], kind="stable")]
+    chosen = pos[:keep]
     chosen_split = np.searchsorted(ends, chosen, side="right")
     n = len(chosen)
     parts, offset = [], 0
@@ -161,17 +163,20 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
         if not len(mine):
             continue
         source_rows = valid[chosen[mine] - (ends[k] - counts[k])]
-        ordered = np.sort(source_rows)
         mapper = compile_plan(plan, ds.features)
-        picked = ds.select_columns([c for c in mapper.columns if c in ds.column_names]).select(ordered).with_format("arrow")
-        m = mapper.map_arrow(picked[0:len(ordered)])
-        parts.append(pa.table({"input": m.column("input"), "output": m.column("output"), "source_split": constant(split, len(ordered)),
-                               "source_row": pa.array(ordered, pa.int64())}))
-        where[mine] = offset + np.searchsorted(ordered, source_rows)
-        offset += len(ordered)
-    mapped = pa.concat_tables(parts) if parts else pa.table({"input": pa.array([], pa.string()), "output": pa.array([], pa.string()),
-                                                              "source_split": pa.array([], pa.string()), "source_row": pa.array([], pa.int64())})
-    mapped = mapped.take(pa.array(where))
+        whole = ds.select_columns([c for c in mapper.columns if c in ds.column_names]).with_format("arrow")[:]
+        m = mapper.map_arrow(whole.take(pa.array(source_rows)))  # in the order chosen: one gather, in Arrow
+        parts.append(pa.table({"input": m.column("input"), "output": m.column("output"), "source_split": constant(split, len(mine)),
+                               "source_row": pa.array(source_rows, pa.int64())}))
+        where[mine] = offset + np.arange(len(mine))
+        offset += len(mine)
+    if len(parts) == 1:
+        mapped = parts[0]  # one split: already in the order chosen
+    elif parts:
+        mapped = pa.concat_tables(parts).take(pa.array(where))
+    else:
+        mapped = pa.table({"input": pa.array([], pa.string()), "output": pa.array([], pa.string()),
+                           "source_split": pa.array([], pa.string()), "source_row": pa.array([], pa.int64())})
     table = pa.table({
         "input": mapped.column("input"), "output": mapped.column("output"),
         "source_dataset": constant(plan.dataset, n), "source_config": constant(plan.config, n),

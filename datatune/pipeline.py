@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import __version__
-from .allocate import allocate_by_split_indices, rest_indices, split_order
+from .allocate import Selection, allocate_by_split_indices, split_order
 from .allocate import source_cap as _source_cap
 from .catalog.base import Catalog
 from .errors import BudgetExceeded, ConfigError, DatasetLoadError, OfflineError
@@ -222,17 +222,16 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
             relevance_info = relevance.to_dict()
             if weak:
                 rep.event("relevance", message=f"far from the {relevance.reference}, used only to fill gaps: " + ", ".join(relevance.weak), relevance=relevance_info)
-        chosen = allocate_by_split_indices(pooled, order, options.size, options.per_source_cap, labels, weak=weak)
-        table = pooled.take(pa.array(chosen, pa.int64()))
+        chosen = Selection(pooled, allocate_by_split_indices(pooled, order, options.size, options.per_source_cap, labels, weak=weak))
     # 5b. verify labels (on the chosen rows only: the budget goes where it counts) ------------
     verification: dict = {}
     if options.verify != "off":
         with timed("verify"):
             from .verify import verify_rows
 
-            budget = options.verify_budget if options.verify_budget is not None else 2 * table.num_rows
-            vr = verify_rows(table_to_rows(table), spec, llm, policy=options.verify, max_calls=budget, votes=3, seed=options.seed, reporter=rep)
-            table = rows_to_table(vr.rows)
+            budget = options.verify_budget if options.verify_budget is not None else 2 * chosen.num_rows
+            vr = verify_rows(table_to_rows(chosen.table()), spec, llm, policy=options.verify, max_calls=budget, votes=3, seed=options.seed, reporter=rep)
+            chosen.replace(rows_to_table(vr.rows))
             drops.update(vr.dropped)
             verification = {"policy": options.verify, **dict(vr.counts), "calls": vr.calls, **({"note": vr.note} if vr.note else {})}
             if vr.note:
@@ -242,15 +241,15 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     topup_stats: dict = {"verification": verification} if verification else {}
     if topup_fn is not None and options.synthetic:
         with timed("topup"):
-            table = rows_to_table(topup_fn(table_to_rows(table), spec, options=options, llm=llm, reporter=rep, drops=drops,
-                                           embedder=embedder, stats=topup_stats))
-    table = fill_rest(table, pooled, chosen, options.size)
+            chosen.replace(rows_to_table(topup_fn(table_to_rows(chosen.table()), spec, options=options, llm=llm, reporter=rep, drops=drops,
+                                                  embedder=embedder, stats=topup_stats)))
+    chosen.fill_to(options.size)
 
     # 7. output ------------------------------------------------------------------------------
-    order_ = array("q", range(table.num_rows))
+    order_ = array("q", range(chosen.num_rows))
     random.Random(options.seed).shuffle(order_)  # the permutation shuffling the rows themselves gave
-    table = table.take(pa.array(np.frombuffer(order_, dtype=np.int64)))
-    splits = split_rows(table, options.validation_fraction)
+    chosen.reorder(np.frombuffer(order_, dtype=np.int64))
+    splits = split_rows(chosen.table(), options.validation_fraction)
     manifest = {
         "datatune": __version__,
         "python": platform.python_version(),
@@ -499,14 +498,6 @@ def allocate(rows: list[Row], order: list[str], options: BuildOptions, labels: l
     from . import allocate as _allocate
 
     return _allocate.allocate(rows, order, options.size, options.per_source_cap, labels, weak=weak)
-
-
-def fill_rest(table: pa.Table, pool: pa.Table, chosen, size: int) -> pa.Table:
-    """Top up to --size from pool rows allocation did not choose (when synthetic rows could not fill a gap)."""
-    if table.num_rows >= size:
-        return table.slice(0, size)
-    extra = rest_indices(pool.num_rows, chosen, size - table.num_rows)
-    return concat([table, pool.take(pa.array(extra, pa.int64()))]) if len(extra) else table
 
 
 def split_rows(table: pa.Table, validation_fraction: float) -> dict[str, pa.Table]:
