@@ -31,7 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, create_model
 
-from .errors import RequestFailed
+from .core.errors import RequestFailed
 from .llm import InvalidOutput
 
 KINDS = ("news article", "question", "review or opinion", "social media post", "math word problem", "passage with a question",

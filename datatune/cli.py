@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import DatatuneError
-from .settings import Settings
+from .core.errors import DatatuneError
+from .core.settings import Settings
 
 
 def _echo_err(msg: str) -> None:
@@ -182,7 +182,7 @@ def _read_run(out: Path) -> dict:
 
 
 def _eval_texts(path: Path) -> list[str]:
-    from .errors import ConfigError
+    from .core.errors import ConfigError
 
     if not path.is_file():
         raise ConfigError(f"eval file not found: {path} (give a JSONL file with an 'input' field per line)")
@@ -396,7 +396,7 @@ def _catalog_of_build(settings: Settings, location: str, plans_file: Path, quiet
     from dataclasses import replace
 
     from .catalog.hub import HubCatalog
-    from .errors import ConfigError
+    from .core.errors import ConfigError
 
     if location == HubCatalog.location:
         return replace(settings, catalog=None)
@@ -415,7 +415,7 @@ def _catalog_of_build(settings: Settings, location: str, plans_file: Path, quiet
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(directory, as_json):
     """Show what a build in DIRECTORY has done."""
-    from .errors import CatalogError
+    from .core.errors import CatalogError
     from .rundir import RunDir
 
     run = RunDir(directory)
@@ -451,8 +451,8 @@ def cache():
 @cache.command("info")
 def cache_info():
     """Where the cache is, its entries and size."""
+    from .core.settings import cache_dir
     from .llm import ResponseCache
-    from .settings import cache_dir
 
     info = ResponseCache(cache_dir("llm")).info()
     click.echo(f"{info['path']}: {info['entries']} entries, {info['bytes'] / 1e6:.1f} MB")
@@ -461,8 +461,8 @@ def cache_info():
 @cache.command("clear")
 def cache_clear():
     """Delete every cached LLM response."""
+    from .core.settings import cache_dir
     from .llm import ResponseCache
-    from .settings import cache_dir
 
     n = ResponseCache(cache_dir("llm")).clear()
     click.echo(f"cleared {n} entries")

@@ -47,7 +47,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from .errors import BudgetExceeded
+from .core.errors import BudgetExceeded
 from .records import Row
 from .task import TaskSpec
 

@@ -52,7 +52,7 @@ from .curation.near_duplicates import (
     lsh_params,
     minhash_signatures,
 )
-from .curation.text import _Tokens, normalize_text, tokenize
+from .curation.text import Tokens, normalize_text, tokenize
 from .records import Row
 from .task import TaskSpec
 
@@ -160,13 +160,13 @@ def curate(
             min_letters=cfg.min_language_letters,
         )
     # contamination and near-duplicates read the same word tokens: tokenise the inputs once
-    tokens: _Tokens | None = None
+    tokens: Tokens | None = None
     tokens_for: list[Row] = []
 
-    def tokens_of(rows_now: list[Row]) -> _Tokens:
+    def tokens_of(rows_now: list[Row]) -> Tokens:
         nonlocal tokens, tokens_for
         if tokens is None:
-            tokens, tokens_for = _Tokens([r.input for r in rows_now]), rows_now
+            tokens, tokens_for = Tokens([r.input for r in rows_now]), rows_now
         elif tokens_for is not rows_now:
             where = {id(r): i for i, r in enumerate(tokens_for)}
             tokens, tokens_for = tokens.subset([where[id(r)] for r in rows_now]), rows_now

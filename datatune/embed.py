@@ -18,7 +18,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 from .plan import Plan, save_plans
 from .records import SCHEMA, Row, as_table, concat, count_by
 from .rundir import record_outputs

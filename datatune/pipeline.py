@@ -22,8 +22,8 @@ import pyarrow as pa
 from . import __version__
 from .allocate import Selection, allocate_by_split_indices, split_order
 from .allocate import source_cap as _source_cap
-from .catalog.base import Catalog
-from .errors import BudgetExceeded, ConfigError, DatasetLoadError, OfflineError
+from .core.errors import BudgetExceeded, ConfigError, DatasetLoadError, OfflineError
+from .core.types import Catalog
 from .execute import fill_llm_fields, sample_pool
 from .expand import expand_task
 from .llm import LLM

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .core.errors import ConfigError
 from .core.files import atomic_write_text
-from .errors import ConfigError
 from .task import TaskSpec
 
 PLAN_VERSION = 1

@@ -20,9 +20,9 @@ import datasets
 from pydantic import BaseModel, create_model
 
 from . import rules
-from .catalog.base import ConfigInfo, DatasetEntry
 from .compile import answer_key, answers_of, class_names, compile_plan, get_path, one_line, parse_path, render, root, same_answer
-from .errors import RequestFailed
+from .core.errors import RequestFailed
+from .core.types import ConfigInfo, DatasetEntry
 from .labels import check_label_map, match_labels, norm, propose_label_map
 from .llm import LLM, InvalidOutput
 from .model_derive import derive_with_model

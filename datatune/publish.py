@@ -11,8 +11,8 @@ import os
 import stat
 from pathlib import Path
 
-from .catalog.hub import _offline, is_connection_error
-from .errors import CatalogError, ConfigError, OfflineError
+from .catalog.hub import is_connection_error, offline_error
+from .core.errors import CatalogError, ConfigError, OfflineError
 
 # what `datatune build` / `datatune report` write, relative to the folder: the only files pushed
 PUSHED_FILES = ("README.md", "plans.json", "manifest.json", "report.html")
@@ -79,7 +79,7 @@ def mirror(names: list[str], to: Path, *, api=None, allow_patterns: list[str] | 
                                   allow_patterns=allow_patterns or ["README.md", "data/**", "*.parquet", "*.jsonl", "*.json", "**/*.parquet"])
         except Exception as e:  # noqa: BLE001
             if is_connection_error(e):
-                raise _offline(e) from e
+                raise offline_error(e) from e
             raise CatalogError(f"could not mirror {name} ({type(e).__name__}: {str(e)[:150]})") from e
         (target / ".mirror.json").write_text(json.dumps({"repo_id": name}))
         done.append(target)

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from .curate import _Tokens, tokenize
+from .curate import Tokens, tokenize
 from .records import Row, count_by, table_to_rows
 from .task import TaskSpec
 
@@ -155,7 +155,7 @@ def unique_bigrams_per_example(texts: Sequence[str]) -> float:
     """Distinct word bigrams in the whole set divided by the number of rows."""
     if not texts:
         return 0.0
-    tok = _Tokens(texts)
+    tok = Tokens(texts)
     hashes = [h for _, h, _ in tok.ngram_hashes([2])]
     return float(len(np.unique(hashes[0]))) / len(texts) if hashes else 0.0
 
@@ -181,7 +181,7 @@ def self_bleu(texts: Sequence[str], *, max_n: int = 5, sample: int | None = None
     out.update(mean=None, rows=n, hypotheses=0)
     if n < 2:
         return out
-    tok = _Tokens(texts)
+    tok = Tokens(texts)
     lengths = tok.lengths
     hyp = _sample_indices(n, sample, seed)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .errors import CatalogError
+from .core.errors import CatalogError
 from .output import atomic_write_text
 from .plan import load_plans
 from .records import Row, table_to_rows

@@ -11,7 +11,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, create_model
 
-from .catalog.base import Catalog
+from .core.types import Catalog
 from .llm import LLM
 from .planner import Candidate, clip
 from .progress import Reporter
@@ -55,8 +55,9 @@ def _config_has_rows(hit) -> bool:
         return False
 
 
-def open_index(catalog: Catalog, *, root: Path | None = None, progress: bool = False, force: bool = False):
-    """The catalog's saved index, rebuilt (incrementally) when its inputs changed."""
+def open_index(catalog: Catalog, *, root: Path | None = None, progress=False, force: bool = False):
+    """The catalog's saved index, rebuilt (incrementally) when its inputs changed. progress: True (tqdm
+    bars), False, or the caller's Reporter (quiet: nothing; --json: JSON events)."""
     from retrieval_index.index import RetrievalIndex
 
     return RetrievalIndex.load_or_build(catalog, root=root, progress=progress, force=force)
@@ -75,7 +76,7 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
         if "index" not in state:
             if reporter:
                 reporter.event("index", message=f"loading the retrieval index for {catalog.location}")
-            state["index"] = open_index(catalog, root=index_root, progress=reporter is not None)
+            state["index"] = open_index(catalog, root=index_root, progress=reporter if reporter is not None else False)
         return state["index"]
 
     def rows_matcher():

@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
+from .core.errors import ConfigError, RunStateError
 from .core.files import atomic_path, atomic_write_text
-from .errors import ConfigError, RunStateError
 from .records import Row, rows_to_table, table_to_rows
 
 STATE = ".datatune"

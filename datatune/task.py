@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 OutputKind = Literal["label", "number", "letter", "span", "text", "code", "tags"]
 

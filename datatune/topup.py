@@ -22,8 +22,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, create_model
 
 from . import rules
+from .core.errors import RequestFailed
 from .curate import CurateConfig, curate
-from .errors import RequestFailed
 from .llm import LLM, InvalidOutput
 from .records import Row
 from .task import TaskSpec

@@ -47,7 +47,7 @@ from typing import Callable, Collection, Literal, Sequence
 from pydantic import BaseModel, create_model
 
 from .codecheck import SandboxUnavailable, code_answers, numbers_match, parse_number
-from .errors import BudgetExceeded, ConfigError
+from .core.errors import BudgetExceeded, ConfigError
 from .llm import LLM
 from .records import Row
 from .task import TaskSpec

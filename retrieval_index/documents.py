@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from datatune.catalog.base import ConfigInfo, DatasetEntry
+from datatune.core.types import ConfigInfo, DatasetEntry
 
 from .languages import config_languages, language_name
 from .text import humanize, text_hash, words

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from datatune.catalog.base import DatasetEntry
+from datatune.core.types import DatasetEntry
 
 
 @dataclass(frozen=True)

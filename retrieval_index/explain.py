@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from datatune.catalog.base import ConfigInfo, DatasetEntry
+from datatune.core.types import ConfigInfo, DatasetEntry
 
-from .labels import _FUNCTION, _MIN_PREFIX, label_words
+from .labels import FUNCTION_WORDS, MIN_PREFIX, label_words
 from .languages import language_name
 from .text import humanize, stem, tokenize, words
 
@@ -31,7 +31,7 @@ def _label_hit(label: str, qwords: set[str], qstems: set[str]) -> bool:
     for lw, st in _label_parts(label):
         if lw in qwords or st in qstems:
             return True
-        if len(lw) >= _MIN_PREFIX and any(w.startswith(lw) for w in qwords):
+        if len(lw) >= MIN_PREFIX and any(w.startswith(lw) for w in qwords):
             return True
     return False
 
@@ -39,7 +39,7 @@ def _label_hit(label: str, qwords: set[str], qstems: set[str]) -> bool:
 def query_terms(query: str, extra_labels=()) -> tuple[set[str], set[str]]:
     """The description's words (function words left out) and stems, with the task's label words."""
     qstems = set(tokenize(query)) | {stem(w) for w in label_words(extra_labels)}
-    qwords = {w for w in words(query) if w not in _FUNCTION} | label_words(extra_labels)
+    qwords = {w for w in words(query) if w not in FUNCTION_WORDS} | label_words(extra_labels)
     return qwords, qstems
 
 

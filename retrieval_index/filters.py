@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from datatune.catalog.base import DatasetEntry
+from datatune.core.types import DatasetEntry
 
 from .languages import language_name
 

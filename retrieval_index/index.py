@@ -20,8 +20,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from datatune.catalog.base import Catalog, DatasetEntry
-from datatune.errors import CatalogError
+from datatune.core.errors import CatalogError
+from datatune.core.types import Catalog, DatasetEntry
 
 from . import store
 from .dense import DIM, SPLIT_ROWS, Encoder, ScoringMatrix
@@ -128,7 +128,7 @@ class RetrievalIndex:
     @staticmethod
     def folder_for(catalog: Catalog, root: Path | None = None) -> Path:
         if root is None:
-            from datatune.settings import cache_dir
+            from datatune.core.settings import cache_dir
 
             root = cache_dir("index")
         return store.index_dir(Path(root), catalog.location)

@@ -15,11 +15,11 @@ import numpy as np
 from .text import stem, words
 
 # words that are never labels in a description, though card labels may spell them ("or" is Odia)
-_FUNCTION = frozenset(
+FUNCTION_WORDS = frozenset(
     "a an and are as at be by do does each for from given has have in into is it its of on one or "
     "that the their them then these this to two was were what whether which with".split()
 )
-_MIN_PREFIX = 3  # `LOC` matches "location"; shorter label words must match whole
+MIN_PREFIX = 3  # `LOC` matches "location"; shorter label words must match whole
 
 
 def label_words(labels: Iterable[str]) -> set[str]:
@@ -48,10 +48,10 @@ class LabelMatch:
         """Query word -> ids of the documents with a label word matching it."""
         out = {}
         for w in dict.fromkeys([*words(query), *label_words(extra_labels)]):
-            if w in _FUNCTION or w.isdigit():
+            if w in FUNCTION_WORDS or w.isdigit():
                 continue
-            hits = [self._raw[w[:n]] for n in range(_MIN_PREFIX, len(w) + 1) if w[:n] in self._raw]
-            if w in self._raw and len(w) < _MIN_PREFIX:
+            hits = [self._raw[w[:n]] for n in range(MIN_PREFIX, len(w) + 1) if w[:n] in self._raw]
+            if w in self._raw and len(w) < MIN_PREFIX:
                 hits.append(self._raw[w])
             if stem(w) in self._stems:
                 hits.append(self._stems[stem(w)])

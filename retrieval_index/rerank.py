@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from datatune.errors import DatatuneError, OfflineError
+from datatune.core.errors import DatatuneError, OfflineError
 
 log = logging.getLogger(__name__)
 

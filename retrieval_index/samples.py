@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import datasets
 
-from datatune.catalog.base import Catalog, ConfigInfo, DatasetEntry
-from datatune.errors import DatasetLoadError
+from datatune.core.errors import DatasetLoadError
+from datatune.core.types import Catalog, ConfigInfo, DatasetEntry
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datatune.catalog.base import DatasetEntry, entry_from_json, entry_to_json
 from datatune.core.files import locked
+from datatune.core.types import DatasetEntry, entry_from_json, entry_to_json
 
 FORMAT = 1
 # the modules that write the texts an index is made of (the model and its settings are in the fingerprint)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from datatune.catalog.base import DatasetEntry
+from datatune.core.types import DatasetEntry
 
 from .text import humanize
 

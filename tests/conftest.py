@@ -171,9 +171,9 @@ def fake_rows(body: dict, one) -> str:
 @pytest.fixture(scope="session")
 def embedded_llm(tmp_path_factory):
     """The real embedded model (Qwen2.5-Coder-1.5B), started once per session, with a fresh cache."""
+    from datatune.core.settings import Settings
     from datatune.llm import ResponseCache, open_llm
     from datatune.llm.embedded import stop_all
-    from datatune.settings import Settings
 
     llm = open_llm(Settings(use_cache=False))
     llm.cache = ResponseCache(tmp_path_factory.mktemp("embedded-llm-cache"))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from datatune.catalog.base import ConfigInfo, DatasetEntry, features_from_datasets
 from datatune.catalog.local import LocalCatalog, configs_from_meta
+from datatune.core.types import ConfigInfo, DatasetEntry, features_from_datasets
 from datatune.errors import CatalogError, DatasetLoadError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,7 +328,7 @@ def test_integer_class_names_are_strings_on_the_real_card(catalog):
 def test_label_names_and_odd_features_blocks():
     import datasets
 
-    from datatune.catalog.base import label_names
+    from datatune.core.types import label_names
 
     assert label_names({0: 0, 1: 1}) == ("0", "1")
     assert label_names(["a", None, "c"]) == ("a", "1", "c")

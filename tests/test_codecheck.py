@@ -424,8 +424,8 @@ def test_a_label_that_is_not_a_number_is_an_error_without_a_call(fake_llm):
 # -- the real embedded model ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_llm(tmp_path_factory):
+    from datatune.core.settings import Settings
     from datatune.llm import ResponseCache, open_llm
-    from datatune.settings import Settings
 
     llm = open_llm(Settings(use_cache=False))
     llm.cache = ResponseCache(tmp_path_factory.mktemp("llm-cache"))

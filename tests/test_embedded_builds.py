@@ -53,8 +53,8 @@ def persistent_dir():
 
 @pytest.fixture(scope="session")
 def real_llm(tmp_path_factory):
+    from datatune.core.settings import Settings
     from datatune.llm import ResponseCache, open_llm
-    from datatune.settings import Settings
 
     llm = open_llm(Settings(use_cache=False))
     llm.cache = ResponseCache(tmp_path_factory.mktemp("llm-cache"))

@@ -89,7 +89,7 @@ def test_lock_held_by_another_process_times_out_with_one_line(tmp_path):
 
 # -- processes racing on the same shared file --------------------------------------------------
 def _write_index(folder: str, k: int) -> None:
-    from datatune.catalog.base import DatasetEntry
+    from datatune.core.types import DatasetEntry
     from retrieval_index import store
 
     for r in range(ROUNDS):

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel
 
+from datatune.core.settings import Settings
 from datatune.errors import ConfigError, ContextTooLong, DatatuneError, EndpointError, OfflineError, RequestFailed
 from datatune.llm import LLM, Endpoint, InvalidOutput, ResponseCache, map_error, open_llm
 from datatune.llm.cache import cache_key
-from datatune.settings import Settings
 
 from .fake_openai import HANG, FakeOpenAI, Reply, completion
 

@@ -227,7 +227,7 @@ def test_a_spec_read_from_an_invalid_reply_is_not_kept(catalog, fake_llm, tmp_pa
 
 
 def test_a_sibling_config_takes_its_own_splits():
-    from datatune.catalog.base import ConfigInfo, DatasetEntry, Feature
+    from datatune.core.types import ConfigInfo, DatasetEntry, Feature
     from datatune.pipeline import sibling_plans
     from datatune.plan import Plan
 

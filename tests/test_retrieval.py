@@ -11,13 +11,13 @@ import datasets
 import numpy as np
 import pytest
 
-from datatune.catalog.base import ConfigInfo, DatasetEntry, Feature
+from datatune.catalog.listing import HubListing
+from datatune.core.types import ConfigInfo, DatasetEntry, Feature
 from datatune.errors import DatasetLoadError, LLMError, OfflineError
 from retrieval_index import Filters, RetrievalIndex, Weights, is_copy_of, rerank
 from retrieval_index.dense import Encoder, QueryModel, ScoringMatrix, cosine_scores
 from retrieval_index.evaluate import first_relevant_rank, score_ranks
 from retrieval_index.fusion import demote_repeats, rrf, top
-from retrieval_index.hub import HubListing
 from retrieval_index.labels import LabelMatch
 from retrieval_index.languages import config_languages, query_languages
 from retrieval_index.samples import categorical_columns

@@ -228,8 +228,8 @@ PLANTED = {0, 3, 5}  # labels flipped
 
 @pytest.fixture(scope="module")
 def real_llm(tmp_path_factory):
+    from datatune.core.settings import Settings
     from datatune.llm import ResponseCache, open_llm
-    from datatune.settings import Settings
 
     llm = open_llm(Settings(use_cache=False))
     llm.cache = ResponseCache(tmp_path_factory.mktemp("llm-cache"))

@@ -56,8 +56,8 @@ def compiled_child(n_rows: int) -> None:
 def per_row_llm(n_rows: int, model: str) -> dict:
     """DataTune's executor: one call per row that applies the plan (here: label the review)."""
     from datatune.catalog.local import LocalCatalog
+    from datatune.core.settings import Settings
     from datatune.llm import open_llm
-    from datatune.settings import Settings
 
     cat = LocalCatalog(HUB)
     ds = cat.load(PLAN["dataset"], "default", "train").shuffle(seed=0).select(range(n_rows))

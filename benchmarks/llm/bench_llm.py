@@ -30,8 +30,8 @@ def main() -> None:
     os.environ.setdefault("DATATUNE_EMBEDDED_PARALLEL", str(max(levels)))
 
     from datatune.catalog.local import LocalCatalog
+    from datatune.core.settings import Settings
     from datatune.llm import LLM, ResponseCache, resolve_endpoint
-    from datatune.settings import Settings
 
     rows = LocalCatalog(HUB).load("cornell-movie-review-data/rotten_tomatoes", "default", "train").shuffle(seed=1).select(range(a.n))["text"]
     requests = [[{"role": "system", "content": "You rewrite one field of a dataset row. Reply with the new value only."},

@@ -185,9 +185,9 @@ def main() -> None:
     kinds = set(a.kinds.split(",")) if a.kinds else None
 
     from datatune.catalog.local import LocalCatalog
+    from datatune.core.settings import Settings
     from datatune.llm import open_llm
     from datatune.llm.embedded import stop_all
-    from datatune.settings import Settings
 
     started = time.strftime("%Y-%m-%d %H:%M")
     catalog = LocalCatalog(HUB)

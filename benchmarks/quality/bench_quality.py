@@ -31,13 +31,13 @@ def main() -> None:
 
     datasets.disable_progress_bars()
     from datatune.catalog import open_catalog
+    from datatune.core.settings import Settings
     from datatune.curate import curate
     from datatune.embed import get_embedder
     from datatune.llm import open_llm
     from datatune.pipeline import BuildOptions, build
     from datatune.quality import quality_report
     from datatune.retrieve import make_retriever
-    from datatune.settings import Settings
     from datatune.topup import topup
 
     catalog = open_catalog(str(HUB))
@@ -89,8 +89,8 @@ datatune's sources: {dict(Counter(r.source_dataset for r in dt_rows))}.
 
 def batch_throughput(spec, n: int) -> str:
     """Synthetic rows per second asking for 1 vs 5 rows per call, same run, no response cache."""
+    from datatune.core.settings import Settings
     from datatune.llm import open_llm
-    from datatune.settings import Settings
     from datatune.topup import generate
 
     wants = [spec.labels[i % len(spec.labels)] for i in range(n)]

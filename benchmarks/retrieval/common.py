@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def catalog():
     from datatune.catalog.local import LocalCatalog
-    from datatune.settings import cache_dir
+    from datatune.core.settings import cache_dir
 
     return LocalCatalog(HUB, cache=cache_dir("catalog"))
 

@@ -100,7 +100,7 @@ def _perturb(e, n: int, rng: random.Random):
 def queries(n: int, seed: int = 1) -> list[str]:
     """`n` distinct descriptions: the dev set's, then ones made from random cards' tags and languages
     (distinct, so a timed search never finds its query vector cached)."""
-    from datatune.catalog.base import DatasetEntry  # noqa: F401 - the catalog import path is warm
+    from datatune.core.types import DatasetEntry  # noqa: F401 - the catalog import path is warm
 
     out = list(dict.fromkeys(q.query for q in common.dev_set()))
     rng = random.Random(seed)
@@ -248,7 +248,7 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true", help="rebuild even if the index is current (reusing its vectors)")
     args = ap.parse_args()
     if args.root is None:
-        from datatune.settings import cache_dir
+        from datatune.core.settings import cache_dir
 
         args.root = cache_dir("benchmarks", "retrieval")
     if args.phase == "build":

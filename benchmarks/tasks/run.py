@@ -118,10 +118,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks" / "retrieval"))
     import common
 
+    from datatune.core.settings import Settings
     from datatune.expand import expand_task
     from datatune.llm import open_llm
     from datatune.retrieve import make_retriever
-    from datatune.settings import Settings
     from datatune.task import Example
     from retrieval_index.evaluate import load_dev_set, score_ranks
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .base import Catalog, ConfigInfo, DatasetEntry, Feature
+from ..core.types import Catalog, ConfigInfo, DatasetEntry, Feature
 
 
 def open_catalog(path: str | None):
     """A local catalog for a path; the Hub when no path is given."""
-    from ..settings import cache_dir
+    from ..core.settings import cache_dir
 
     if path:
         from .local import LocalCatalog

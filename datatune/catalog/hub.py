@@ -10,14 +10,14 @@ import hashlib
 
 import datasets
 
-from ..errors import DatasetLoadError, OfflineError
-from .base import DatasetEntry
+from ..core.errors import DatasetLoadError, OfflineError
+from ..core.types import DatasetEntry
 from .local import configs_from_meta, entry_from_card
 
 OFFLINE_HINT = "pass --catalog PATH (or set DATATUNE_CATALOG) to use a local catalog such as ../shared/hub"
 
 
-def _offline(e: Exception) -> OfflineError:
+def offline_error(e: Exception) -> OfflineError:
     return OfflineError(f"the Hugging Face Hub can't be reached ({type(e).__name__}); {OFFLINE_HINT}")
 
 
@@ -73,7 +73,7 @@ class HubCatalog:
                 self._entries = [entry_from_info(i) for i in infos]
             except Exception as e:  # noqa: BLE001
                 if is_connection_error(e):
-                    raise _offline(e) from e
+                    raise offline_error(e) from e
                 raise
         return self._entries
 
@@ -82,7 +82,7 @@ class HubCatalog:
             return entry_from_info(self.api.dataset_info(dataset_id))
         except Exception as e:  # noqa: BLE001
             if is_connection_error(e):
-                raise _offline(e) from e
+                raise offline_error(e) from e
             raise DatasetLoadError(f"{dataset_id} is not on the Hub or is private ({type(e).__name__})") from e
 
     def fingerprint(self) -> str:
@@ -96,7 +96,7 @@ class HubCatalog:
             return datasets.load_dataset(dataset_id, None if config == "default" else config, split=split)
         except Exception as e:  # noqa: BLE001
             if is_connection_error(e):
-                raise _offline(e) from e
+                raise offline_error(e) from e
             raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(e).splitlines()[0][:200]}") from e
 
     def sample(self, dataset_id: str, config: str, split: str, n: int = 5) -> list[dict]:
@@ -106,5 +106,5 @@ class HubCatalog:
             return list(ds.take(n))
         except Exception as e:  # noqa: BLE001
             if is_connection_error(e):
-                raise _offline(e) from e
+                raise offline_error(e) from e
             raise DatasetLoadError(f"could not stream {dataset_id}: {str(e).splitlines()[0][:200]}") from e

@@ -27,9 +27,9 @@ from pathlib import Path
 import datasets
 import yaml
 
+from ..core.errors import CatalogError, DatasetLoadError
 from ..core.files import atomic_write_text
-from ..errors import CatalogError, DatasetLoadError
-from .base import ConfigInfo, DatasetEntry, Feature, entry_from_json, entry_to_json, features_from_datasets, label_names
+from ..core.types import ConfigInfo, DatasetEntry, Feature, entry_from_json, entry_to_json, features_from_datasets, label_names
 from .sections import config_sections, info_descriptions
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..records import Row
 from .filters import Filtered
-from .text import _Tokens
+from .text import Tokens
 
 
 def filter_contaminated(
@@ -18,7 +18,7 @@ def filter_contaminated(
     *,
     n: int = 13,
     min_n: int = 8,
-    _tokens: _Tokens | None = None,
+    _tokens: Tokens | None = None,
 ) -> Filtered:
     """Drop rows whose input shares a word n-gram with any reference text (user examples, eval set).
 
@@ -33,8 +33,8 @@ def filter_contaminated(
         return list(rows), Counter({"contaminated": 0})
     min_n = max(1, min(min_n, n))
 
-    ref_tok = _Tokens(refs)
-    row_tok = _tokens if _tokens is not None else _Tokens([r.input for r in rows])
+    ref_tok = Tokens(refs)
+    row_tok = _tokens if _tokens is not None else Tokens([r.input for r in rows])
     bad = np.zeros(len(rows), dtype=bool)
 
     # whole-text equality covers every short text (and is true contamination for any length)

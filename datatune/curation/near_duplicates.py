@@ -11,7 +11,7 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from ..records import Row
 from .filters import Filtered
-from .text import _Tokens
+from .text import Tokens
 
 # --------------------------------------------------------------------------------------------
 # near-duplicates: datasketch MinHash LSH
@@ -75,7 +75,7 @@ def minhash_signatures(shingles: np.ndarray, rows: np.ndarray, n_rows: int, *, n
     return sig
 
 
-def _shingles(tok: _Tokens, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _shingles(tok: Tokens, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(hash, row) of every k-word shingle, rows sorted; a text shorter than k words is one shingle."""
     parts_h, parts_r = [], []
     for _, h, rr in tok.ngram_hashes([k]):
@@ -112,7 +112,7 @@ def filter_near_duplicates(
     num_perm: int = 64,
     recall: float = 0.99,
     seed: int = 1,
-    _tokens: _Tokens | None = None,
+    _tokens: Tokens | None = None,
 ) -> Filtered:
     """Drop a row when its input's word-shingle set has Jaccard >= `threshold` with a kept row's.
 
@@ -135,7 +135,7 @@ def filter_near_duplicates(
     n = len(rows)
     if not n:
         return [], Counter({"near_duplicate": 0})
-    tok = _tokens if _tokens is not None else _Tokens([r.input for r in rows])
+    tok = _tokens if _tokens is not None else Tokens([r.input for r in rows])
     h, rr = _shingles(tok, max(1, shingle_size))
     bands, r = lsh_params(threshold, num_perm, recall)
     sig = minhash_signatures(h, rr, n, num_perm=bands * r, seed=seed)

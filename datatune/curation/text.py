@@ -41,7 +41,7 @@ def _token_hash(tok: str) -> int:
     return int.from_bytes(hashlib.blake2b(tok.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-class _Tokens:
+class Tokens:
     """All texts' tokens as one flat array of stable 64-bit token hashes plus row offsets."""
 
     __slots__ = ("flat", "offsets", "lengths")
@@ -62,11 +62,11 @@ class _Tokens:
         self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])
 
-    def subset(self, idx: Sequence[int] | np.ndarray) -> "_Tokens":
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "Tokens":
         """The rows at `idx`, in that order."""
         idx = np.asarray(idx, dtype=np.int64)
         lengths = self.lengths[idx]
-        out = _Tokens()
+        out = Tokens()
         out._set(np.zeros(0, dtype=np.uint64), lengths)
         total = int(lengths.sum())
         if total:

@@ -5,8 +5,8 @@ Only this package imports `openai`.
 
 from __future__ import annotations
 
-from ..errors import ContextTooLong, EndpointError, RequestFailed
-from ..settings import Settings, cache_dir
+from ..core.errors import ContextTooLong, EndpointError, RequestFailed
+from ..core.settings import Settings, cache_dir
 from .cache import ResponseCache
 from .client import LLM, Endpoint, InvalidOutput, map_error, strict_schema
 from .usage import Usage

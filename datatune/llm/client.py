@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 import openai
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BudgetExceeded, ContextTooLong, DatatuneError, EndpointError, LLMError, OfflineError, RequestFailed
+from ..core.errors import BudgetExceeded, ContextTooLong, DatatuneError, EndpointError, LLMError, OfflineError, RequestFailed
 from .cache import ResponseCache, cache_key
 from .usage import Usage
 
@@ -302,7 +302,7 @@ class LLM:
         self.usage = usage or Usage()
         self._limiter_args = (rpm, tpm)
         if timeout is None:
-            from ..settings import DEFAULT_TIMEOUT_EMBEDDED, DEFAULT_TIMEOUT_REMOTE
+            from ..core.settings import DEFAULT_TIMEOUT_EMBEDDED, DEFAULT_TIMEOUT_REMOTE
 
             timeout = DEFAULT_TIMEOUT_EMBEDDED if endpoint.embedded else DEFAULT_TIMEOUT_REMOTE
         self.timeout, self.max_retries = float(timeout), max_retries

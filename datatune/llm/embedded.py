@@ -153,7 +153,7 @@ def models_dir() -> Path:
         path = Path(override).expanduser()
         path.mkdir(parents=True, exist_ok=True)
         return path
-    from datatune.settings import cache_dir
+    from datatune.core.settings import cache_dir
 
     return cache_dir("models")
 

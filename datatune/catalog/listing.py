@@ -21,11 +21,9 @@ from typing import Iterable
 
 import datasets
 
-from datatune.catalog.base import DatasetEntry
-from datatune.catalog.hub import entry_from_info, is_connection_error  # one converter, one notion of "offline"
-from datatune.errors import DatasetLoadError, OfflineError
-
-from . import store
+from ..core.errors import DatasetLoadError, OfflineError
+from ..core.types import DatasetEntry, entry_from_json, entry_to_json
+from .hub import entry_from_info, is_connection_error  # one converter, one notion of "offline"
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ class HubListing:
 
     def __init__(self, path: Path | None = None, api=None):
         if path is None:
-            from datatune.settings import cache_dir
+            from datatune.core.settings import cache_dir
 
             path = cache_dir("hub") / "listing.json"
         self.path = Path(path)
@@ -115,7 +113,7 @@ class HubListing:
             d = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return
-        self.entries = {e["id"]: store.entry_from_json(e) for e in d.get("entries", [])}
+        self.entries = {e["id"]: entry_from_json(e) for e in d.get("entries", [])}
         self.modified = dict(d.get("modified", {}))
         self.watermark = d.get("watermark", "")
 
@@ -124,7 +122,7 @@ class HubListing:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({
             "watermark": self.watermark, "modified": self.modified,
-            "entries": [store.entry_to_json(e) for e in self.entries.values()],
+            "entries": [entry_to_json(e) for e in self.entries.values()],
         }))
         tmp.replace(self.path)
 

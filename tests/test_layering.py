@@ -1,0 +1,55 @@
+"""The layers, checked on the source: core imports nothing above it, retrieval_index only core,
+and no module imports another module's private names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def modules():
+    for pkg in ("datatune", "retrieval_index"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            yield path, ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def imports(path: Path, name: str):
+    """(imported module, names) for every import in the file, relative ones resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, []
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            yield target, [a.name for a in node.names]
+
+
+def test_core_imports_nothing_above_it():
+    bad = [(name, target) for path, name in modules() if name.startswith("datatune.core")
+           for target, _ in imports(path, name) if target.startswith("datatune") and not target.startswith("datatune.core")]
+    assert not bad, bad
+
+
+def test_retrieval_index_depends_only_on_the_core():
+    bad = [(name, target) for path, name in modules() if name.startswith("retrieval_index")
+           for target, _ in imports(path, name) if target.startswith("datatune") and not target.startswith("datatune.core")]
+    assert not bad, bad
+
+
+def test_no_private_name_crosses_modules():
+    bad = []
+    for path, name in modules():
+        for target, names in imports(path, name):
+            if not target.startswith(("datatune", "retrieval_index")) or target == name:
+                continue
+            bad += [(name, f"{target}.{n}") for n in names if n.startswith("_") and not n.startswith("__")]
+    assert not bad, bad
