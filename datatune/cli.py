@@ -320,14 +320,22 @@ def index():
 @index.command("build")
 @catalog_option
 @click.option("--force", is_flag=True, help="Rebuild even when the saved index is current.")
-def index_build(catalog, force):
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Progress and the result as JSON events on stdout.")
+def index_build(catalog, force, quiet, as_json):
     """Build or refresh the index (incremental: unchanged documents keep their vectors)."""
+    from dataclasses import asdict
+
     from .catalog import open_catalog
     from .retrieve import open_index
 
     _quiet_libraries()
-    idx = open_index(open_catalog(make_settings(catalog).catalog), progress=True, force=force)
+    reporter = _reporter(quiet, as_json)
+    idx = open_index(open_catalog(make_settings(catalog).catalog), progress=reporter, force=force)
     st = idx.stats
+    if as_json:
+        reporter.event("index", **{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(st).items()})
+        return
     click.echo(f"{'loaded' if st.loaded else 'built'}: {st.entries} datasets, {st.documents} documents, "
                f"{st.embedded} embedded, {st.reused} reused, {st.seconds:.1f}s")
 

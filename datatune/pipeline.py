@@ -183,12 +183,18 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
             query = retrieval_query(spec)
             candidates = retriever(query.text, options.top_k, options.exclude, labels=list(query.labels), languages=[spec.language],
                                    examples=[e.input for e in spec.examples], label_query=query.label_text)
-        rep.event("candidates", message=f"{len(candidates)} candidates: " + ", ".join(c.key for c in candidates[:8]),
+        rep.event("candidates", message=f"{len(candidates)} retrieved, {sum(c.entry.has_rows and c.config.has_rows for c in candidates)} with rows in this catalog; "
+                  f"planning up to {min(sum(c.entry.has_rows and c.config.has_rows for c in candidates), options.max_candidates)} in rank order "
+                  "(fewer once the kept ones cover --size); top: " + ", ".join(c.key for c in candidates[:8]) + (", ..." if len(candidates) > 8 else ""),
                   candidates=[{"key": c.key, "score": c.score, "has_rows": c.entry.has_rows} for c in candidates])
         with timed("plan"):
             plans = plan_all(spec, candidates, catalog, llm, options, rep, state, save, embedder=embedder)
     kept = [p for p in plans if p.keep]
-    rep.event("plans", message=f"{len(kept)} of {len(plans)} candidates kept: " + ", ".join(p.key for p in kept), kept=[p.key for p in kept])
+    rep.event("plans", message=f"{len(kept) - sum('same_plan_as' in p.checks for p in kept)} of "
+              f"{len(plans) - sum(p.reason.startswith('card only') or 'same_plan_as' in p.checks for p in plans)} planned kept"
+              + (f", with {sum('same_plan_as' in p.checks for p in kept)} sibling configs on the same plan" if any("same_plan_as" in p.checks for p in kept) else "")
+              + (f"; {sum(p.reason.startswith('card only') for p in plans)} card-only skipped" if any(p.reason.startswith("card only") for p in plans) else "")
+              + ": " + ", ".join(p.key for p in kept), kept=[p.key for p in kept])
 
     estimate = estimate_rows(kept, catalog, options)
     if options.dry_run:
@@ -313,7 +319,7 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save, *, embed
     done = {p["dataset"] + ":" + p["config"]: Plan.model_validate(p) for p in (state("plans.json") or [])}
     plans: list[Plan] = []
     need = options.size
-    with rep.bar("plan", total=min(len(candidates), options.max_candidates), unit="dataset") as bar:
+    with rep.bar("plan", total=min(sum(c.entry.has_rows and c.config.has_rows for c in candidates), options.max_candidates), unit="dataset") as bar:
         planned = 0
         for rank, c in enumerate(candidates, 1):
             c.rank = rank

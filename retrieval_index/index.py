@@ -141,12 +141,13 @@ class RetrievalIndex:
                                  max_seq_length=enc.max_seq_length, samples=samples)
 
     @classmethod
-    def load_or_build(cls, catalog: Catalog, *, root: Path | None = None, progress: bool = False,
+    def load_or_build(cls, catalog: Catalog, *, root: Path | None = None, progress=False,
                       samples: bool | None = None, encoder: Encoder | None = None, force: bool = False) -> "RetrievalIndex":
         """The saved index when its inputs haven't changed, else an incremental rebuild (saved).
 
         samples: read a few rows per config where the catalog has them; by default only when the
         catalog is a local folder (from the Hub that would mean downloading every dataset).
+        progress: True (tqdm bars on stderr), False, or a reporter with `bar(stage, total, unit)` (see `_bar`).
         """
         folder = cls.folder_for(catalog, root)
         fp = cls.current_fingerprint(catalog, encoder=encoder, samples=samples)
@@ -161,7 +162,7 @@ class RetrievalIndex:
         return cls.build(catalog, root=root, progress=progress, samples=samples, encoder=encoder)
 
     @classmethod
-    def build(cls, catalog: Catalog, *, root: Path | None = None, progress: bool = False, samples: bool | None = None,
+    def build(cls, catalog: Catalog, *, root: Path | None = None, progress=False, samples: bool | None = None,
               encoder: Encoder | None = None, save: bool = True) -> "RetrievalIndex":
         """Build the index for a catalog, reusing the saved one's vectors and samples where inputs are unchanged."""
         t0 = time.perf_counter()
@@ -412,7 +413,29 @@ def _want_samples(catalog: Catalog, samples: bool | None) -> bool:
         return False
 
 
-def _bar(enabled: bool, total: int, desc: str):
+def _bar(progress, total: int, desc: str):
+    """A progress bar for one build step. `progress`: True for a tqdm bar on stderr, False for none, or the
+    caller's reporter (anything with datatune's `bar(stage, total, unit)` context manager), so that a quiet
+    or JSON caller gets its own kind of progress (none, or JSON events) instead of tqdm's."""
+    if hasattr(progress, "bar"):
+        return _ReporterBar(progress, f"index {desc}", total)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="doc", disable=not enabled or total == 0, leave=False)
+    return tqdm(total=total, desc=desc, unit="doc", disable=not progress or total == 0, leave=False)
+
+
+class _ReporterBar:
+    """A reporter's bar used as tqdm's is here: update(n), close()."""
+
+    def __init__(self, reporter, stage: str, total: int):
+        self._cm = reporter.bar(stage, total=total, unit="doc") if total else None
+        self._bar = self._cm.__enter__() if self._cm is not None else None
+
+    def update(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._cm is not None:
+            cm, self._cm, self._bar = self._cm, None, None
+            cm.__exit__(None, None, None)

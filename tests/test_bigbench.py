@@ -115,6 +115,7 @@ def bigbench_fake():
     return handler
 
 
+@pytest.mark.slow  # 69 s on 2 shared cores (pytest --durations)
 def test_tiny_harness_every_arm(catalog, fake_llm, tmp_path, tasks_dir):
     from benchmarks.bigbench.arms import Env
     from benchmarks.bigbench.report import write_results_md

@@ -143,3 +143,63 @@ def test_a_size_beyond_what_a_build_makes_is_refused_at_once(tmp_path):
 
     r = CliRunner().invoke(main, ["build", "classify sentiment", "--size", "1000000000", "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "1,000,000,000 is more than one build makes" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+# -- progress of the index build follows -q / --json (issue 16) -----------------------------------
+@pytest.fixture
+def tiny_catalog(tmp_path, monkeypatch):
+    """Two datasets with rows in a catalog folder, and the index's encoder swapped for a hash (no model)."""
+    import retrieval_index.index as index_module
+
+    from .test_catalog import make_repo
+    from .test_retrieval import HashEncoder
+
+    monkeypatch.setattr(index_module, "Encoder", HashEncoder)
+    root = tmp_path / "cat"
+    make_repo(root, "toy/reviews", [{"text": f"a fine film {i}", "label": i % 2} for i in range(6)])
+    make_repo(root, "toy/tweets", [{"text": f"what a day {i}", "label": i % 2} for i in range(6)])
+    return root
+
+
+def test_index_build_progress_follows_quiet_and_json(runner, tiny_catalog):
+    import json as _json
+
+    as_json = runner.invoke(main, ["index", "build", "--catalog", str(tiny_catalog), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert as_json.stderr == ""  # no tqdm bar: progress is JSON events on stdout, like the build's
+    events = [_json.loads(line) for line in as_json.stdout.splitlines()]
+    stages = [(e["event"], e.get("stage")) for e in events if e["event"] in ("stage_start", "stage_end")]
+    assert stages == [("stage_start", "index samples"), ("stage_end", "index samples"),
+                      ("stage_start", "index embeddings"), ("stage_end", "index embeddings")]
+    assert any(e["event"] == "progress" and e["stage"] == "index embeddings" for e in events)
+    assert events[-1]["event"] == "index" and events[-1]["entries"] == 2 and events[-1]["loaded"] is False
+
+    again = runner.invoke(main, ["index", "build", "--catalog", str(tiny_catalog), "--json"])
+    assert [_json.loads(line)["event"] for line in again.stdout.splitlines()] == ["index"]  # current: loaded, nothing to show
+
+    quiet = runner.invoke(main, ["index", "build", "--catalog", str(tiny_catalog), "--force", "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == "" and quiet.stdout.startswith("built: 2 datasets")
+
+    shown = runner.invoke(main, ["index", "build", "--catalog", str(tiny_catalog), "--force"])
+    assert shown.exit_code == 0, shown.output
+    assert "index samples" in shown.stderr and shown.stdout.startswith("built: 2 datasets")  # tqdm bars by default
+
+
+def test_the_builds_index_progress_follows_its_reporter(tiny_catalog, capsys):
+    """`datatune build -q / --json` loads the index through make_retriever with its reporter: no tqdm bars."""
+    import io
+    import json as _json
+
+    from datatune.catalog.local import LocalCatalog
+    from datatune.progress import JsonReporter, Reporter
+    from datatune.retrieve import make_retriever
+
+    catalog = LocalCatalog(tiny_catalog)
+    make_retriever(catalog, reporter=Reporter())("reviews of films", 2, [])
+    assert capsys.readouterr().err == ""
+    stream = io.StringIO()
+    make_retriever(catalog, reporter=JsonReporter(stream))("reviews of films", 2, [])
+    assert capsys.readouterr().err == ""
+    events = [_json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events[0] == "index"  # "loading the retrieval index", then the loaded index: no bars to show

@@ -8,6 +8,8 @@ TypeError in planning).
 
 from __future__ import annotations
 
+import pytest
+
 from datatune.pipeline import BuildOptions, plan_one
 from datatune.planner import Candidate
 from datatune.task import TaskSpec
@@ -25,6 +27,7 @@ SPECS = [
 ]
 
 
+@pytest.mark.slow  # 28 s on 2 shared cores (pytest --durations)
 def test_every_dataset_plans_or_rejects_with_a_reason(catalog, fake_llm, tmp_path):
     entries = [e for e in catalog.entries() if e.has_rows]
     assert entries
