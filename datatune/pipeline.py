@@ -109,20 +109,55 @@ class BuildResult:
 Retriever = Callable[[str, int, list[str]], list[Candidate]]
 
 
+class _Default:
+    """The default of a `build()` dependency: the real one (None means: that stage is off)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
 def build(
     description: str,
     *,
     catalog: Catalog,
-    llm: LLM,
-    retriever: Retriever,
     options: BuildOptions,
+    llm: LLM | _Default = DEFAULT,
+    retriever: Retriever | _Default = DEFAULT,
     reporter: Reporter | None = None,
-    curate_fn: Callable | None = None,
-    topup_fn: Callable | None = None,
-    embedder=None,
+    curate_fn: Callable | None | _Default = DEFAULT,
+    topup_fn: Callable | None | _Default = DEFAULT,
+    embedder=DEFAULT,
 ) -> BuildResult:
+    """Build the dataset for `description` into `options.out`.
+
+    Every stage runs with its real dependency unless one is passed: the LLM from the environment
+    (`open_llm(Settings.from_env())`, the embedded model when no endpoint is set), the catalog's
+    retrieval index, curation (`datatune.curate.curate`), synthetic top-up (`datatune.topup.topup`,
+    when `options.synthetic`) and the MiniLM embedder (relevance, the gate, the quality measures).
+    Pass None for `curate_fn`, `topup_fn` or `embedder` to turn that stage off.
+    """
     rep = reporter or Reporter()
     options.validate()
+    if isinstance(llm, _Default):
+        from .core.settings import Settings
+        from .llm import open_llm
+
+        llm = open_llm(Settings.from_env())
+    if isinstance(retriever, _Default):
+        from .retrieve import make_retriever
+
+        retriever = make_retriever(catalog, benchmark=options.benchmark, reporter=rep)
+    if isinstance(curate_fn, _Default):
+        from .curate import curate as curate_fn
+    if isinstance(topup_fn, _Default):
+        from .topup import topup as topup_fn
+    if isinstance(embedder, _Default):
+        from .embed import get_embedder
+
+        embedder = None if options.dry_run else get_embedder()
     run = RunDir(options.out)
     try:
         return _build(description, catalog=catalog, llm=llm, retriever=retriever, options=options, rep=rep, run=run,

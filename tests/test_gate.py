@@ -118,7 +118,7 @@ def test_build_rejects_a_far_source_before_asking_the_judge(catalog, fake_llm, t
     llm, ep = fake_llm(smart_fake())
     keys = ["nyu-mll/glue:sst2", "cornell-movie-review-data/rotten_tomatoes:default"]
     options = BuildOptions(out=tmp_path / "out", size=100, examples=REVIEWS, synthetic=False)
-    res = build(SENTIMENT, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options, embedder=Emb())
+    res = build(SENTIMENT, curate_fn=None, topup_fn=None, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options, embedder=Emb())
     by_key = {p.key: p for p in res.plans}
     far, rtp = by_key["nyu-mll/glue:sst2"], by_key["cornell-movie-review-data/rotten_tomatoes:default"]
     assert not far.keep and far.reason.startswith("its rows are far from the examples: cosine 0.00, bar 0.03 ("), far.reason
@@ -141,7 +141,7 @@ def test_build_without_an_embedder_records_the_skipped_gate(catalog, fake_llm, t
     keys = ["cornell-movie-review-data/rotten_tomatoes:default"]
     for votes in (4, 0):
         options = BuildOptions(out=tmp_path / f"out{votes}", size=50, examples=REVIEWS, synthetic=False, judge_votes=votes)
-        res = build(SENTIMENT, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options)
+        res = build(SENTIMENT, curate_fn=None, topup_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options)
         gate = res.plans[0].checks["relevance_gate"]
         assert res.plans[0].keep and gate["level"] == "skipped" and not gate["applied"] and "no embedder" in gate["reason"]
         assert ("acceptance" in res.plans[0].checks) == bool(votes)

@@ -116,7 +116,7 @@ def fixed_retriever(catalog, keys):
 def build_task(task: Task, catalog, fake_llm, out: Path) -> dict[str, list[dict]]:
     llm, _ = fake_llm(fake_llm_for(task))
     options = BuildOptions(out=out, synthetic=False, **task.options)
-    build(task.description, catalog=catalog, llm=llm, retriever=fixed_retriever(catalog, task.candidates), options=options,
+    build(task.description, topup_fn=None, catalog=catalog, llm=llm, retriever=fixed_retriever(catalog, task.candidates), options=options,
           curate_fn=curate, embedder=HashEmbedder())
     ds = datasets.load_dataset(str(out))
     return {split: [{c: r[c] for c in COLUMNS} for r in ds[split]] for split in sorted(ds)}

@@ -58,7 +58,7 @@ def retriever_for(catalog, keys):
 
 def run(catalog, llm, tmp_path, keys, **opts):
     options = BuildOptions(out=tmp_path / "out", **{"size": 500, **opts})
-    return build(SENTIMENT, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options)
+    return build(SENTIMENT, curate_fn=None, topup_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options)
 
 
 KEYS = ["imdb:plain_text", "cornell-movie-review-data/rotten_tomatoes:default", "fancyzhx/ag_news:default", "nyu-mll/glue:sst2"]
@@ -142,7 +142,7 @@ def test_saved_plans_reexecute_identically_without_planning(catalog, fake_llm, t
     run(catalog, llm, tmp_path / "a", KEYS)
     llm2, ep2 = fake_llm(smart_fake())
     options = BuildOptions(out=tmp_path / "b", size=500, plans_file=tmp_path / "a" / "out" / "plans.json")
-    build(SENTIMENT, catalog=catalog, llm=llm2, retriever=lambda *a, **k: pytest.fail("no retrieval with saved plans"), options=options)
+    build(SENTIMENT, curate_fn=None, topup_fn=None, embedder=None, catalog=catalog, llm=llm2, retriever=lambda *a, **k: pytest.fail("no retrieval with saved plans"), options=options)
     assert ep2.requests == []
     a = datasets.load_dataset(str(tmp_path / "a" / "out"))["train"].to_list()
     b = datasets.load_dataset(str(tmp_path / "b"))["train"].to_list()
@@ -178,7 +178,7 @@ def test_dataset_failing_to_load_is_skipped(catalog, fake_llm, tmp_path):
 
     pl.execute_all = execute_all
     try:
-        res = build(SENTIMENT, catalog=flaky, llm=llm, retriever=retriever_for(catalog, KEYS),
+        res = build(SENTIMENT, curate_fn=None, topup_fn=None, embedder=None, catalog=flaky, llm=llm, retriever=retriever_for(catalog, KEYS),
                     options=BuildOptions(out=tmp_path / "out", size=300, synthetic=False))
     finally:
         pl.execute_all = real_execute_all

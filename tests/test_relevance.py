@@ -115,7 +115,7 @@ def test_build_fills_from_the_near_source_and_records_relevance(catalog, fake_ll
     llm, _ = fake_llm(smart_fake())
     keys = ["nyu-mll/glue:sst2", "cornell-movie-review-data/rotten_tomatoes:default"]
     options = BuildOptions(out=tmp_path / "out", size=200, examples=examples)
-    res = build(SENTIMENT, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options, embedder=TwoAxes())
+    res = build(SENTIMENT, curate_fn=None, topup_fn=None, catalog=catalog, llm=llm, retriever=retriever_for(catalog, keys), options=options, embedder=TwoAxes())
     rows = [r for split in res.rows.values() for r in split]
     assert len(rows) == 200 and {r.source_dataset for r in rows} == {"cornell-movie-review-data/rotten_tomatoes"}
     relevance = json.loads((tmp_path / "out" / "manifest.json").read_text())["source_relevance"]

@@ -241,9 +241,9 @@ def test_resume_with_other_inputs_through_build(catalog, fake_llm, tmp_path):
 
     llm, _ = fake_llm(smart_fake())
     out = tmp_path / "out"
-    build(SENTIMENT, catalog=catalog, llm=llm, retriever=retriever_for(catalog, KEYS), options=BuildOptions(out=out, size=40))
+    build(SENTIMENT, curate_fn=None, topup_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=retriever_for(catalog, KEYS), options=BuildOptions(out=out, size=40))
     with pytest.raises(RunStateError, match="different build"):
-        build("Classify the topic of news headlines", catalog=catalog, llm=llm, retriever=retriever_for(catalog, KEYS),
+        build("Classify the topic of news headlines", curate_fn=None, topup_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=retriever_for(catalog, KEYS),
               options=BuildOptions(out=out, size=40, seed=3, resume=True))
     assert json.loads((out / "manifest.json").read_text())["seed"] == 0
 

@@ -59,7 +59,7 @@ def test_unbalanced_sources_come_out_balanced_with_synthetic_only_in_short_class
         e1, e2 = catalog.entry("cornell-movie-review-data/rotten_tomatoes"), catalog.entry("nyu-mll/glue")
         return [Candidate(e1, e1.config("default")), Candidate(e2, e2.config("sst2"))]
 
-    res = build(THREE, catalog=catalog, llm=llm, retriever=retrieve, topup_fn=topup,
+    res = build(THREE, curate_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=retrieve, topup_fn=topup,
                 options=BuildOptions(out=tmp_path / "out", size=150, synthetic_fraction=0.5))
     train = datasets.load_dataset(str(tmp_path / "out"))["train"]
     counts = Counter(train["output"])
@@ -136,9 +136,9 @@ def test_with_no_fitting_source_a_fully_synthetic_set_needs_fraction_one(catalog
 
     llm, _ = fake_llm(fake(["positive", "negative", "neutral"]))
     with pytest.raises(ConfigError, match="--synthetic-fraction 1"):
-        build(THREE, catalog=catalog, llm=llm, retriever=lambda *a, **k: [], topup_fn=topup,
+        build(THREE, curate_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=lambda *a, **k: [], topup_fn=topup,
               options=BuildOptions(out=tmp_path / "half", size=30))
-    res = build(THREE, catalog=catalog, llm=llm, retriever=lambda *a, **k: [], topup_fn=topup,
+    res = build(THREE, curate_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=lambda *a, **k: [], topup_fn=topup,
                 options=BuildOptions(out=tmp_path / "all", size=30, synthetic_fraction=1.0))
     train = datasets.load_dataset(str(tmp_path / "all"))["train"]
     assert len(train) >= 27 and set(train["method"]) == {"synthetic"}  # a few fake duplicates may be dropped

@@ -229,7 +229,7 @@ def test_verification_pairs_build_with_the_embedded_model(catalog, embedded_llm,
     description = ("Given a question and a candidate answer, answer 'yes' if the candidate answer is correct, otherwise 'no'.")
     examples = [Example(input="who painted the mona lisa\nAnswer: Leonardo da Vinci", output="yes"),
                 Example(input="what is the capital of australia\nAnswer: Sydney", output="no")]
-    res = build(description, catalog=catalog, llm=embedded_llm, retriever=retriever,
+    res = build(description, curate_fn=None, topup_fn=None, embedder=None, catalog=catalog, llm=embedded_llm, retriever=retriever,
                 options=BuildOptions(out=tmp_path / "verify", size=30, max_candidates=1, synthetic=False, curate=False, examples=examples))
     spec = res.spec
     assert spec.output_kind == "label" and set(spec.labels) == {"yes", "no"}, spec
@@ -255,7 +255,7 @@ def test_question_generation_build_with_the_embedded_model(catalog, embedded_llm
 
     examples = [Example(input="Context: The Eiffel Tower was completed in 1889 for the World's Fair in Paris.\nAnswer: 1889",
                         output="When was the Eiffel Tower completed?")]
-    res = build("Given a passage and an answer, write the question that the passage answers with that answer.", catalog=catalog,
+    res = build("Given a passage and an answer, write the question that the passage answers with that answer.", curate_fn=None, topup_fn=None, embedder=None, catalog=catalog,
                 llm=embedded_llm, retriever=retriever,
                 options=BuildOptions(out=tmp_path / "qg", size=30, max_candidates=1, synthetic=False, curate=False, examples=examples))
     kept = [p for p in res.plans if p.keep]

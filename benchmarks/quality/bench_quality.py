@@ -44,7 +44,7 @@ def main() -> None:
     llm = open_llm(Settings())
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        res = build(TASK, catalog=catalog, llm=llm, retriever=make_retriever(catalog), curate_fn=curate,
+        res = build(TASK, topup_fn=None, embedder=None, catalog=catalog, llm=llm, retriever=make_retriever(catalog), curate_fn=curate,
                     options=BuildOptions(out=Path(d) / "dt", size=a.size, synthetic=False))
         dt_rows = [r for rs in res.rows.values() for r in rs]
         dt_time, dt_calls = time.perf_counter() - t, llm.usage.calls

@@ -79,7 +79,7 @@ def build_one(task: dict, *, catalog, llm, retriever, embedder, size: int, out: 
     examples = [Example(input=e["input"], output=str(e["output"])) for e in task["examples"]]
     calls0, t0 = llm.usage.to_dict()["total"]["calls"], time.time()
     try:
-        res = build(task["definition"], catalog=catalog, llm=llm, retriever=retriever, curate_fn=curate, embedder=embedder,
+        res = build(task["definition"], topup_fn=None, catalog=catalog, llm=llm, retriever=retriever, curate_fn=curate, embedder=embedder,
                     options=BuildOptions(out=out, size=size, max_candidates=4, synthetic=False, examples=examples, overwrite=True))
     except DatatuneError as e:
         return {"task": task["task"], "error": str(e), "llm_calls": llm.usage.to_dict()["total"]["calls"] - calls0,
