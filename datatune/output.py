@@ -152,8 +152,8 @@ def card_body(spec: TaskSpec, rows_by_split: "dict[str, list[Row] | pa.Table]", 
     if spec.labels:
         dist = {k: n for (k,), n in count_by(everything, ["output"])}
         parts += ["\n## Labels\n", _table(["label", "rows"], [[lb, dist.get(lb, 0)] for lb in spec.labels])]
-    planned = [p for p in plans if not p.reason.startswith("card only")]
-    card_only = [p.dataset for p in plans if p.reason.startswith("card only")]
+    planned = [p for p in plans if not p.card_only]
+    card_only = [p.dataset for p in plans if p.card_only]
     scores = (relevance or {}).get("scores", {})
     parts += ["\n## Plans\n", _table(["rank", "dataset", "config", "relevance", "plan"],
                                       [[p.rank, p.dataset, p.config, scores.get(p.key, "-"), plan_summary(p)] for p in planned])]

@@ -226,9 +226,9 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
             plans = plan_all(spec, candidates, catalog, llm, options, rep, state, save, embedder=embedder)
     kept = [p for p in plans if p.keep]
     rep.event("plans", message=f"{len(kept) - sum('same_plan_as' in p.checks for p in kept)} of "
-              f"{len(plans) - sum(p.reason.startswith('card only') or 'same_plan_as' in p.checks for p in plans)} planned kept"
+              f"{len(plans) - sum(p.card_only or 'same_plan_as' in p.checks for p in plans)} planned kept"
               + (f", with {sum('same_plan_as' in p.checks for p in kept)} sibling configs on the same plan" if any("same_plan_as" in p.checks for p in kept) else "")
-              + (f"; {sum(p.reason.startswith('card only') for p in plans)} card-only skipped" if any(p.reason.startswith("card only") for p in plans) else "")
+              + (f"; {sum(p.card_only for p in plans)} card-only skipped" if any(p.card_only for p in plans) else "")
               + ": " + ", ".join(p.key for p in kept), kept=[p.key for p in kept])
 
     estimate = estimate_rows(kept, catalog, options)
@@ -335,7 +335,7 @@ def _why_none(plans: list[Plan]) -> str:
     that failed to load (with its file), or a plan that broke the spec, instead of a bare 'none fits'."""
     if not plans:
         return "retrieval found no candidates"
-    planned = [p for p in plans if not p.reason.startswith("card only")]
+    planned = [p for p in plans if not p.card_only]
     if not planned:
         return f"all {len(plans)} candidates are card-only in this catalog"
     seen, out = set(), []
@@ -370,7 +370,7 @@ def plan_all(spec, candidates, catalog, llm, options, rep, state, save, *, embed
                 bar.update()
                 continue
             if not c.entry.has_rows or not c.config.has_rows:
-                p = reject(c, "card only: no rows in this catalog, so it can't be transformed offline")
+                p = reject(c, "card only: no rows in this catalog, so it can't be transformed offline", kind="card_only")
                 rep.event("skip", message=f"skip {c.key}: {p.reason}")
             else:
                 p = plan_one(spec, c, catalog, llm, options, embedder=embedder)
@@ -421,7 +421,7 @@ def plan_one(spec, c: Candidate, catalog, llm, options, *, embedder=None) -> Pla
     try:
         ds = catalog.load(c.entry.id, c.config.name, splits[0])
     except DatasetLoadError as e:
-        return reject(c, str(e))
+        return reject(c, str(e), kind="load_failed")
     plan = plan_candidate(spec, c, ds, llm=llm, seed=options.seed, mode=options.planner)
     if plan.keep:
         accept_rows(plan, spec, ds, llm, votes=options.judge_votes, seed=options.seed, embedder=embedder)
@@ -458,7 +458,7 @@ def accept_rows(plan: Plan, spec: TaskSpec, ds, llm, *, votes: int, seed: int = 
     keep, why = combine(gate, verdict)
     plan.checks["relevance_gate"] = gate.to_dict()
     if not keep:
-        plan.keep = False
+        plan.keep, plan.reject_kind = False, "acceptance"
         plan.reason = f"{why} ({plan.reason})"
 
 
@@ -496,7 +496,7 @@ def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops
             except DatasetLoadError as e:
                 rep.event("skip", message=f"skip {plan.key}: {e}")
                 drops["source_failed_to_load"] += 1
-                plan.keep, plan.reason = False, str(e)
+                plan.keep, plan.reason, plan.reject_kind = False, str(e), "load_failed"
                 continue
             drops.update(pool.drops)
             table = pool.table

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .core.errors import ConfigError
 from .core.files import atomic_write_text
@@ -68,6 +68,8 @@ class Plan(BaseModel):
     splits: list[str]
     keep: bool
     reason: str = ""
+    # why a plan is not kept, as a kind code can test (the reason says it to a person)
+    reject_kind: Literal["card_only", "load_failed", "planner", "acceptance"] | None = None
     roles: dict[str, Literal["input", "output", "irrelevant", "ambiguous"]] = Field(default_factory=dict)
     input_columns: list[str] = Field(default_factory=list)
     input_template: str = ""  # '{question}\n{context}'; empty = default rendering of input_columns
@@ -78,6 +80,17 @@ class Plan(BaseModel):
     license: str = "unknown"
     rank: int = 0
     checks: dict = Field(default_factory=dict)  # what validation measured on real rows
+
+    @model_validator(mode="after")
+    def _kind_of_an_older_file(self) -> "Plan":
+        # plans.json written before reject kinds said "card only" in the reason alone
+        if not self.keep and self.reject_kind is None and self.reason.startswith("card only"):
+            self.reject_kind = "card_only"
+        return self
+
+    @property
+    def card_only(self) -> bool:
+        return self.reject_kind == "card_only"
 
     @property
     def needs_llm(self) -> bool:

@@ -48,8 +48,8 @@ class Candidate:
         return f"{self.entry.id}:{self.config.name}"
 
 
-def reject(c: Candidate, reason: str, **checks) -> Plan:
-    return Plan(dataset=c.entry.id, config=c.config.name, splits=list(c.config.splits), keep=False, reason=reason,
+def reject(c: Candidate, reason: str, *, kind: str = "planner", **checks) -> Plan:
+    return Plan(dataset=c.entry.id, config=c.config.name, splits=list(c.config.splits), keep=False, reason=reason, reject_kind=kind,
                 license=c.entry.license, rank=c.rank, checks=checks)
 
 

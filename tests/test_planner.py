@@ -179,3 +179,13 @@ def test_a_task_asking_for_wrong_answers_gets_a_wrong_option(catalog, fake_llm):
     for r in result.rows[:200]:
         src = source_row(catalog, r)
         assert r.output == [src["sol1"], src["sol2"]][1 - src["label"]].strip()
+
+
+def test_reject_kinds_are_fields_and_older_files_still_read():
+    from datatune.plan import Plan
+
+    old = Plan.model_validate({"dataset": "a/b", "config": "c", "splits": [], "keep": False,
+                               "reason": "card only: no rows in this catalog, so it can't be transformed offline"})
+    assert old.card_only and old.reject_kind == "card_only"
+    planned = Plan(dataset="a/b", config="c", splits=[], keep=False, reason="its labels don't match", reject_kind="planner")
+    assert not planned.card_only
