@@ -16,6 +16,7 @@ label, so the whole allocation is a few numpy operations per source and label.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -42,18 +43,45 @@ def _codes(column: pa.ChunkedArray | pa.Array, values: Sequence[str]) -> np.ndar
     return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def allocate_indices(table: pa.Table, order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
-                     weak: set[str] | frozenset = frozenset(), rows: np.ndarray | None = None) -> np.ndarray:
-    """Positions in `table` of the rows that fill `size`, in the order they are chosen.
+@dataclass
+class _Codes:
+    """The few columns allocation reads, as integer codes in the pool's row order."""
 
-    `rows` restricts the choice to those positions (kept in their order), as `allocate_by_split` does per tier.
-    """
-    rows = np.arange(table.num_rows, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    known: list[str]  # source keys ("dataset:config"), the given order first
+    key: np.ndarray  # per row, its source key's position in `known`
+    label: np.ndarray | None  # per row, its output's position in the task's labels (-1: none of them)
+    splits: list[str]  # split names, train first (split_order)
+    split: np.ndarray  # per row, its split's position in `splits`
+
+
+def _pool_codes(table: pa.Table, source_order: list[str], labels: list[str] | None, view: np.ndarray | None) -> _Codes:
     keys = pc.binary_join_element_wise(table.column("source_dataset"), table.column("source_config"), ":")
-    known = list(dict.fromkeys([*order, *pc.unique(keys).to_pylist()]))
-    key_code = _codes(keys, known)[rows]
+    known = list(dict.fromkeys([*source_order, *pc.unique(keys).to_pylist()]))
+    splits = split_order(pc.unique(table.column("source_split")).to_pylist()) if table.num_rows else []
+    codes = [_codes(keys, known), _codes(table.column("output"), labels) if labels else None, _codes(table.column("source_split"), splits)]
+    if view is not None:
+        codes = [c[view] if c is not None else None for c in codes]
+    return _Codes(known, codes[0], codes[1], splits, codes[2])
+
+
+def allocate_indices(table: pa.Table, order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
+                     weak: set[str] | frozenset = frozenset(), rows: np.ndarray | None = None, view: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the rows that fill `size`, in the order they are chosen.
+
+    The pool's rows are `table`'s, or, with `view`, `table`'s rows at those positions in that order;
+    positions returned are in the pool's order. `rows` restricts the choice to those positions (kept
+    in their order), as `allocate_by_split_indices` does per tier.
+    """
+    return _allocate(_pool_codes(table, order, labels, view), order, size, per_source_cap, labels, weak, rows)
+
+
+def _allocate(codes: _Codes, order: list[str], size: int, per_source_cap: float, labels: list[str] | None,
+              weak: set[str] | frozenset, rows: np.ndarray | None) -> np.ndarray:
+    rows = np.arange(len(codes.key), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    known = codes.known
+    key_code = codes.key[rows]
     by_source = {k: rows[key_code == i] for i, k in enumerate(known)}
-    label_code = _codes(table.column("output"), labels)[rows] if labels else None
+    label_code = codes.label[rows] if labels else None
     label_of = {k: (label_code[key_code == i] if label_code is not None else None) for i, k in enumerate(known)}
     n_sources = len({k.split(":")[0] for k in order if len(by_source.get(k, ())) and k not in weak})
     cap = source_cap(size, per_source_cap, n_sources)
@@ -95,24 +123,23 @@ def allocate_indices(table: pa.Table, order: list[str], size: int, per_source_ca
 
 
 def allocate_by_split_indices(table: pa.Table, order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
-                              weak: set[str] | frozenset = frozenset()) -> np.ndarray:
+                              weak: set[str] | frozenset = frozenset(), view: np.ndarray | None = None) -> np.ndarray:
     """`allocate_indices` over train rows of the near sources first; then their validation rows, then far
     (weak) sources' train and validation rows, and test splits only while the set is still short."""
-    if not table.num_rows:
+    codes = _pool_codes(table, order, labels, view)
+    if not len(codes.key):
         return np.zeros(0, dtype=np.int64)
-    splits = pc.unique(table.column("source_split")).to_pylist()
-    ranked = split_order(splits)
+    ranked = codes.splits
     test_rank = ranked.index("test") if "test" in ranked else len(ranked)
-    split_rank = np.asarray([ranked.index(s) for s in ranked], dtype=np.int64)[_codes(table.column("source_split"), ranked)]
-    keys = pc.binary_join_element_wise(table.column("source_dataset"), table.column("source_config"), ":")
-    far = np.isin(_codes(keys, sorted(weak)), np.arange(len(weak))) if weak else np.zeros(table.num_rows, dtype=bool)
+    split_rank = codes.split
+    weak_codes = [i for i, k in enumerate(codes.known) if k in weak]
+    far = np.isin(codes.key, weak_codes) if weak_codes else np.zeros(len(codes.key), dtype=bool)
     # a row's tier (test split?, far source?, split rank) as one integer that sorts as the tuple does
     width = len(ranked) + 1
     tier = ((split_rank >= test_rank).astype(np.int64) * 2 + far.astype(np.int64)) * width + split_rank
     chosen = np.zeros(0, dtype=np.int64)
     for t in np.unique(tier).tolist():
-        inside = np.flatnonzero(tier <= t)
-        chosen = allocate_indices(table, order, size, per_source_cap, labels, weak=weak, rows=inside)
+        chosen = _allocate(codes, order, size, per_source_cap, labels, weak, np.flatnonzero(tier <= t))
         if len(chosen) >= size:
             break
     return chosen
@@ -137,10 +164,15 @@ def allocate(rows: list[Row], order: list[str], size: int, per_source_cap: float
 class Selection:
     """The rows a build has chosen: positions in the pool while no stage rewrote a row, so that
     choosing, topping up and shuffling cost one gather of the strings at the end; a table of
-    their own once a stage (verification, top-up) gives rows back."""
+    their own once a stage (verification, top-up) gives rows back.
 
-    def __init__(self, pool: pa.Table, index: np.ndarray):
-        self.pool, self.allocated = pool, np.asarray(index, dtype=np.int64)
+    The pool's rows are `pool`'s at the positions `view` (in that order); `index` are positions in
+    the pool's order."""
+
+    def __init__(self, pool: pa.Table, index: np.ndarray, view: np.ndarray | None = None):
+        self.pool = pool
+        self.view = np.arange(pool.num_rows, dtype=np.int64) if view is None else np.asarray(view, dtype=np.int64)
+        self.allocated = np.asarray(index, dtype=np.int64)
         self._index: np.ndarray | None = self.allocated
         self._own: pa.Table | None = None
 
@@ -151,7 +183,7 @@ class Selection:
     def table(self) -> pa.Table:
         if self._own is not None:
             return self._own
-        return self.pool.take(pa.array(self._index, pa.int64()))
+        return self.pool.take(pa.array(self.view[self._index], pa.int64()))
 
     def replace(self, table: pa.Table) -> None:
         self._own, self._index = table, None
@@ -164,13 +196,13 @@ class Selection:
             else:
                 self._own = self._own.slice(0, size)
             return
-        extra = rest_indices(self.pool.num_rows, self.allocated, size - self.num_rows)
+        extra = rest_indices(len(self.view), self.allocated, size - self.num_rows)
         if not len(extra):
             return
         if self._index is not None:
             self._index = np.concatenate([self._index, extra])
         else:
-            self._own = pa.concat_tables([self._own, self.pool.take(pa.array(extra, pa.int64()))])
+            self._own = pa.concat_tables([self._own, self.pool.take(pa.array(self.view[extra], pa.int64()))])
 
     def reorder(self, order: np.ndarray) -> None:
         if self._index is not None:

@@ -101,15 +101,27 @@ def fill_llm_fields(plan: Plan, rows: list[Row], llm: LLM, *, on_done: Callable[
 
 @dataclass
 class Pool:
-    """A source's rows for the build: the first `keep` valid rows in seeded order (records.SCHEMA), and what was dropped."""
+    """A source's rows for the build: the first `keep` valid rows in seeded order, and what was dropped.
+
+    The rows are `table`'s (records.SCHEMA) at the positions `order`, in that order: when the pool is
+    most of the source, `table` holds every valid row as mapped in one pass, in source order, and no
+    string is moved until the output is gathered."""
 
     table: pa.Table
+    order: np.ndarray
     drops: Counter
     seen: int  # source rows read
 
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def ordered(self, n: int | None = None) -> pa.Table:
+        """The pool's (first n) rows in order, as a table of their own."""
+        return self.table.take(pa.array(self.order[:n] if n is not None else self.order, pa.int64()))
+
     @property
     def rows(self) -> list[Row]:
-        return table_to_rows(self.table)
+        return table_to_rows(self.ordered())
 
 
 def _arrow_batches(ds: datasets.Dataset, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
@@ -128,13 +140,22 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
     drops: Counter = Counter()
     seen = 0
     sources: list[tuple[str, datasets.Dataset, np.ndarray]] = []  # split, its dataset, source rows that are valid
-    for split in plan.splits:
-        ds = load(split)
+    loaded = [(split, load(split)) for split in plan.splits]
+    # a pool that is most of the source keeps pass 1's mapped rows (no second read, no gather); a small
+    # one is made again from the rows chosen, so memory follows the pool, not the source
+    retain = 2 * keep >= sum(len(ds) for _, ds in loaded)
+    kept_parts: list[pa.Table] = []
+    for split, ds in loaded:
         mapper = compile_plan(plan, ds.features)
         valid, start = [], 0
         for table in _arrow_batches(ds, mapper.columns, batch_size):
-            why = mapper.map_arrow(table).column("drop")
-            valid.append(np.flatnonzero(pc.is_null(why).to_numpy(zero_copy_only=False)) + start)
+            mapped = mapper.map_arrow(table)
+            why = mapped.column("drop")
+            ok = pc.is_null(why)
+            valid.append(np.flatnonzero(ok.to_numpy(zero_copy_only=False)) + start)
+            if retain:
+                kept_parts.append(pa.table({"input": mapped.column("input").filter(ok), "output": mapped.column("output").filter(ok),
+                                            "source_split": constant(split, len(valid[-1])), "source_row": pa.array(valid[-1], pa.int64())}))
             if why.null_count < len(why):
                 counts = pc.value_counts(why.drop_null())
                 drops.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
@@ -154,6 +175,9 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
     if len(set(ranks[[k for k, c in enumerate(counts) if c]].tolist())) > 1:
         pos = pos[np.argsort(ranks[which], kind="stable")]
     chosen = pos[:keep]
+    if retain:  # every valid row is at hand, in the order of `pos`: the pool is positions into them
+        mapped = pa.concat_tables(kept_parts) if kept_parts else _empty_mapped()
+        return Pool(_with_provenance(mapped, plan, method), chosen.copy(), drops, seen)
     chosen_split = np.searchsorted(ends, chosen, side="right")
     n = len(chosen)
     parts, offset = [], 0
@@ -175,12 +199,20 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
     elif parts:
         mapped = pa.concat_tables(parts).take(pa.array(where))
     else:
-        mapped = pa.table({"input": pa.array([], pa.string()), "output": pa.array([], pa.string()),
-                           "source_split": pa.array([], pa.string()), "source_row": pa.array([], pa.int64())})
-    table = pa.table({
+        mapped = _empty_mapped()
+    return Pool(_with_provenance(mapped, plan, method), np.arange(n, dtype=np.int64), drops, seen)
+
+
+def _empty_mapped() -> pa.Table:
+    return pa.table({"input": pa.array([], pa.string()), "output": pa.array([], pa.string()),
+                     "source_split": pa.array([], pa.string()), "source_row": pa.array([], pa.int64())})
+
+
+def _with_provenance(mapped: pa.Table, plan: Plan, method: str) -> pa.Table:
+    n = mapped.num_rows
+    return pa.table({
         "input": mapped.column("input"), "output": mapped.column("output"),
         "source_dataset": constant(plan.dataset, n), "source_config": constant(plan.config, n),
         "source_split": mapped.column("source_split"), "source_row": mapped.column("source_row"),
         "method": constant(method, n), "check": constant("", n),
     }, schema=SCHEMA)
-    return Pool(table, drops, seen)

@@ -24,7 +24,7 @@ from .allocate import Selection, allocate_by_split_indices, split_order
 from .allocate import source_cap as _source_cap
 from .core.errors import BudgetExceeded, ConfigError, DatasetLoadError, OfflineError
 from .core.types import Catalog
-from .execute import fill_llm_fields, sample_pool
+from .execute import Pool, fill_llm_fields, sample_pool
 from .expand import expand_task
 from .llm import LLM
 from .output import write_output
@@ -244,26 +244,31 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     drops: Counter = Counter()
     with timed("execute"):
         pools = execute_all(kept, catalog, llm, options, rep, run, drops)
-    executed_rows = sum(t.num_rows for t in pools.values())
+    executed_rows = sum(len(p) for p in pools.values())
 
     # 5. curate ------------------------------------------------------------------------------
     with timed("curate"):
-        pooled = concat(list(pools.values()))
+        # the pooled rows are `pooled`'s at the positions `view`, in that order (see execute.Pool)
+        pooled = concat([p.table for p in pools.values()])
+        starts = np.cumsum([0] + [p.table.num_rows for p in pools.values()])[:-1]
+        view = np.concatenate([p.order + start for p, start in zip(pools.values(), starts)]) if pools else np.zeros(0, dtype=np.int64)
         if curate_fn is not None and options.curate:
-            result = curate_fn(table_to_rows(pooled), spec, eval_texts=options.eval_texts)
+            result = curate_fn(table_to_rows(pooled.take(pa.array(view, pa.int64()))), spec, eval_texts=options.eval_texts)
             pooled = rows_to_table(result.rows)
+            view = np.arange(pooled.num_rows, dtype=np.int64)
             drops.update(result.drops)
         labels = spec.labels if spec.output_kind == "label" else None
         order, weak, relevance_info = [p.key for p in kept], set(), {}
         if embedder is not None and len(pools) > 1:
             from .relevance import SAMPLE, source_relevance
 
-            relevance = source_relevance({k: table_to_rows(t.slice(0, SAMPLE)) for k, t in pools.items()}, spec, embedder)
+            relevance = source_relevance({k: table_to_rows(p.ordered(SAMPLE)) for k, p in pools.items()}, spec, embedder)
             order, weak = relevance.order(order), set(relevance.weak)
             relevance_info = relevance.to_dict()
             if weak:
                 rep.event("relevance", message=f"far from the {relevance.reference}, used only to fill gaps: " + ", ".join(relevance.weak), relevance=relevance_info)
-        chosen = Selection(pooled, allocate_by_split_indices(pooled, order, options.size, options.per_source_cap, labels, weak=weak))
+        chosen = Selection(pooled, allocate_by_split_indices(pooled, order, options.size, options.per_source_cap, labels, weak=weak, view=view),
+                           view=view)
     # 5b. verify labels (on the chosen rows only: the budget goes where it counts) ------------
     verification: dict = {}
     if options.verify != "off":
@@ -479,10 +484,10 @@ def source_cap(options: BuildOptions, n_sources: int) -> int:
     return _source_cap(options.size, options.per_source_cap, n_sources)
 
 
-def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops: Counter) -> dict[str, pa.Table]:
+def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops: Counter) -> dict[str, Pool]:
     """Compiled rows of every kept source (a seeded sample of them), LLM fields filled in shards."""
     cap = source_cap(options, len({p.dataset for p in kept}))
-    pools: dict[str, pa.Table] = {}
+    pools: dict[str, Pool] = {}
     total = sum(p.checks.get("est_rows", 0) for p in kept)
     with rep.bar("execute", total=total, unit="row") as bar:
         for plan in kept:
@@ -499,10 +504,10 @@ def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops
                 plan.keep, plan.reason, plan.reject_kind = False, str(e), "load_failed"
                 continue
             drops.update(pool.drops)
-            table = pool.table
             if plan.needs_llm:
-                table = rows_to_table(_llm_rows(plan, pool.rows, llm, rep, run, drops))
-            pools[plan.key] = table
+                done = rows_to_table(_llm_rows(plan, pool.rows, llm, rep, run, drops))
+                pool = Pool(done, np.arange(done.num_rows, dtype=np.int64), pool.drops, pool.seen)
+            pools[plan.key] = pool
     return pools
 
 
