@@ -1,0 +1,200 @@
+"""The whole build path over saved plans, source read to parquet written, against pyarrow alone.
+
+    .venv/bin/python benchmarks/executor/bench_build.py [--rows 200000 2000000] [--size 10000]
+
+A parquet source of N rows is made from real rotten_tomatoes rows (repeated, each row's text
+suffixed with its number so rows stay distinct) in a temporary catalog; the plan is the label map
+of bench_executor.py. Each measurement runs in its own process (peak RSS is its own):
+
+- datatune: `datatune build --plans P --catalog C --no-curate --no-synthetic --no-embed --size S`;
+- pyarrow: read the parquet, the same mapping in pyarrow compute (label -> name, trim, drop
+  empty), a seeded sample of S rows, parquet written.
+
+The marginal rate between two sizes, (N2 - N1) / (t2 - t1), leaves out start-up (imports, the
+CLI, the card). Writes RESULTS_build.md (every source row built) or RESULTS_build_size<S>.md beside this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+HUB = ROOT.parent / "shared" / "hub"
+PLAN = {
+    "dataset": "bench/rotten", "config": "default", "splits": ["train"], "keep": True, "input_columns": ["text"],
+    "output": {"kind": "label_map", "column": "label", "label_map": {"neg": "negative", "pos": "positive"}},
+}
+CARD = """---
+dataset_info:
+  features:
+  - name: text
+    dtype: string
+  - name: label
+    dtype:
+      class_label:
+        names:
+          '0': neg
+          '1': pos
+  splits:
+  - name: train
+    num_examples: {n}
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*.parquet
+---
+# rotten tomatoes, repeated for a benchmark
+"""
+
+
+NOTES = """What the path is now (datatune/execute.py `sample_pool`, datatune/allocate.py, datatune/pipeline.py):
+the plan maps Arrow batches in pyarrow compute (pass 1 keeps only which rows are valid and why the
+others drop), the valid positions are shuffled by seed (the same permutation the build always used,
+so rows are unchanged: tests/test_golden.py), the chosen rows are gathered from the Arrow table
+once, allocation picks positions over the pool's columns with numpy, and the strings are gathered
+once more, in output order, to write parquet. The quality measures read a seeded 20,000-row sample.
+
+Where the rest goes at 2M rows (cProfile): the two seeded shuffles of positions (Python's
+`random.shuffle`, kept so that a build's rows are the same as before: ~1 s per 2M), two random
+gathers of the strings (~2 s each), the parquet write, and ~5 s of imports and the card that do not
+grow with rows. Memory: the output rows are held as one Arrow table before they are written, so
+peak RSS still grows with --size (it is bounded by --size, not by the source: with --size 10,000
+a 2M-row source costs its valid-row index only).
+
+Before this change, the same command measured 15.2 s at 200k and 88.8 s at 2M rows (marginal 24,500
+rows/s, 0.12 of pyarrow's); the issue's first measurement was 95 s and 728 s."""
+
+
+def make_catalog(folder: Path, n: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    base = pj.read_json(HUB / "datasets" / "cornell-movie-review-data__rotten_tomatoes" / "data" / "train.jsonl")
+    d = folder / "datasets" / "bench__rotten"
+    (d / "data").mkdir(parents=True, exist_ok=True)
+    (d / "README.md").write_text(CARD.replace("{n}", str(n)))
+    writer, done, part = None, 0, 0
+    while done < n:
+        take = base.slice(0, min(len(base), n - done))
+        suffix = pa.array([f" #{done + i}" for i in range(len(take))])
+        t = pa.table({"text": pc.binary_join_element_wise(take.column("text"), suffix, ""), "label": take.column("label").cast(pa.int64())})
+        if writer is None:
+            writer = pq.ParquetWriter(d / "data" / "train-00000.parquet", t.schema)
+        writer.write_table(t)
+        done += len(take)
+        part += 1
+    writer.close()
+    return folder
+
+
+def child_pyarrow(catalog: str, size: int, out: str) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    t0 = time.perf_counter()
+    table = pq.read_table(Path(catalog) / "datasets" / "bench__rotten" / "data")
+    names = pa.array(["negative", "positive"])
+    output = pc.take(names, table.column("label"))
+    text = pc.utf8_trim_whitespace(table.column("text"))
+    keep = pc.and_(pc.invert(pc.is_null(output)), pc.not_equal(text, ""))
+    mapped = pa.table({"input": text, "output": output}).filter(keep)
+    idx = np.random.default_rng(0).permutation(len(mapped))[:size]
+    pq.write_table(mapped.take(idx), Path(out) / "rows.parquet")
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run_datatune(catalog: Path, plans: Path, size: int, out: Path) -> dict:
+    cmd = [sys.executable, "-c", (
+        "import resource, sys, time; t = time.perf_counter()\n"
+        "from datatune.cli import main\n"
+        "try:\n    main(sys.argv[1:], standalone_mode=False)\n"
+        "finally:\n    import json; print('BENCH ' + json.dumps({'seconds': time.perf_counter() - t, "
+        "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"),
+        "build", "rotten reviews", "--plans", str(plans), "--catalog", str(catalog), "--no-curate", "--no-synthetic", "--no-embed",
+        "--size", str(size), "--out", str(out), "--overwrite", "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    line = next((x for x in p.stdout.splitlines() if x.startswith("BENCH ")), None)
+    if p.returncode or line is None:
+        raise SystemExit(f"datatune build failed ({p.returncode}): {p.stderr[-2000:]}")
+    return json.loads(line[6:])
+
+
+def run_pyarrow(catalog: Path, size: int, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run([sys.executable, __file__, "--child-pyarrow", str(catalog), str(size), str(out)], capture_output=True, text=True, cwd=ROOT)
+    if p.returncode:
+        raise SystemExit(p.stderr[-2000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, nargs="+", default=[200_000, 2_000_000])
+    ap.add_argument("--size", type=int, default=0, help="rows to build; 0 (default) = every source row, as the issue measured")
+    ap.add_argument("--child-pyarrow", nargs=3)
+    args = ap.parse_args()
+    if args.child_pyarrow:
+        child_pyarrow(args.child_pyarrow[0], int(args.child_pyarrow[1]), args.child_pyarrow[2])
+        return
+    from datatune.plan import PlanFile
+    from datatune.task import TaskSpec
+
+    work = Path(tempfile.mkdtemp(prefix="datatune-bench-"))
+    results = []
+    try:
+        plans = work / "plans.json"
+        spec = TaskSpec(description="rotten reviews", output_kind="label", labels=["negative", "positive"])
+        plans.write_text(PlanFile(task=spec, plans=[PLAN]).model_dump_json(indent=2))
+        for n in args.rows:
+            cat = make_catalog(work / f"cat{n}", n)
+            size = min(args.size, n) if args.size else n
+            dt = run_datatune(cat, plans, size, work / f"out{n}")
+            pa_ = run_pyarrow(cat, size, work / f"pa{n}")
+            results.append({"rows": n, "size": size, "datatune": dt, "pyarrow": pa_})
+            print(json.dumps(results[-1]), flush=True)
+            shutil.rmtree(cat, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    stem = "build" if not args.size else f"build_size{args.size}"
+    (HERE / f"results_{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# The whole build path over saved plans: source read to parquet written",
+        "",
+        f"`.venv/bin/python benchmarks/executor/bench_build.py --rows {' '.join(map(str, args.rows))} --size {args.size}` on {platform.machine()}, "
+        f"2 cores, {time.strftime('%Y-%m-%d')}. Each figure is one process (wall seconds, peak RSS).",
+        "",
+        "| source rows | --size | datatune s | datatune peak RSS MB | pyarrow s | pyarrow peak RSS MB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(f"| {r['rows']:,} | {r['size']:,} | {r['datatune']['seconds']:.1f} | {r['datatune']['peak_rss_mb']:.0f} | "
+                     f"{r['pyarrow']['seconds']:.1f} | {r['pyarrow']['peak_rss_mb']:.0f} |")
+    if len(results) >= 2:
+        a, b = results[0], results[-1]
+        dn = b["rows"] - a["rows"]
+        dt_rate = dn / max(1e-9, b["datatune"]["seconds"] - a["datatune"]["seconds"])
+        pa_rate = dn / max(1e-9, b["pyarrow"]["seconds"] - a["pyarrow"]["seconds"])
+        lines += ["", f"Marginal rate between {a['rows']:,} and {b['rows']:,} rows: datatune {dt_rate:,.0f} rows/s, pyarrow {pa_rate:,.0f} rows/s, "
+                  f"ratio **{dt_rate / pa_rate:.2f}** (target >= 0.5, goal 0.8). Peak RSS grows {b['datatune']['peak_rss_mb'] / a['datatune']['peak_rss_mb']:.2f}x "
+                  f"for {b['rows'] / a['rows']:.0f}x the rows (target <= 1.5x)."]
+    lines += ["", NOTES]
+    (HERE / f"RESULTS_{stem}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
