@@ -21,11 +21,13 @@ from typing import IO, Iterator
 
 import filelock
 
+from .errors import DatatuneError
+
 DEFAULT_LOCK_TIMEOUT = 600.0  # seconds: an index build or a model assembly can take minutes
 
 
-class LockTimeout(TimeoutError):
-    """Another process held a lock longer than the timeout."""
+class LockTimeout(DatatuneError, TimeoutError):
+    """Another process held a lock longer than the timeout (a DatatuneError: the CLI prints its one line)."""
 
 
 def _temp_in(path: Path) -> Path:
