@@ -78,11 +78,16 @@ def derivation_prompt(spec: TaskSpec, entry_line: str, columns_text: str, rows_t
     return [{"role": "system", "content": "You turn the rows of an existing dataset into training examples for a task. Answer in JSON."}, {"role": "user", "content": user}]
 
 
+class ModelRejected(Exception):
+    """The model judged that the source's rows don't fit the task (its reason is the message)."""
+
+
 def rule_from(spec: TaskSpec, d: BaseModel, output_column: str, inputs: list[str], columns: list[str],
               labels: list[str]) -> tuple[OutputRule | None, Choices | None, list[str], str, str]:
-    """(output rule, choices, inputs, input template, reason to reject) from the model's answer."""
+    """(output rule, choices, inputs, input template, why the rule is unusable) from the model's answer;
+    raises ModelRejected when the model says the rows don't fit."""
     if not d.fits:
-        return None, None, inputs, "", f"the planner rejected it: {d.reason or 'no reason given'}"
+        raise ModelRejected(f"the planner rejected it: {d.reason or 'no reason given'}")
     template = d.input_template.strip()
     if template and (not (refs := _PLACEHOLDER.findall(template)) or any(root(r) not in columns for r in refs)):
         template = ""  # a template naming unknown columns is ignored, not trusted

@@ -25,7 +25,7 @@ from .core.errors import RequestFailed
 from .core.types import ConfigInfo, DatasetEntry
 from .labels import check_label_map, match_labels, norm, propose_label_map
 from .llm import LLM, InvalidOutput
-from .model_derive import derive_with_model
+from .model_derive import ModelRejected, derive_with_model
 from .plan import Choices, OutputRule, Plan
 from .task import TaskSpec
 
@@ -621,8 +621,8 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
                     features=features, sample=sample, errors=errors)
             except (InvalidOutput, RequestFailed) as e:
                 return reject(c, f"the planner gave no valid derivation ({e})")
-            if why.startswith("the planner rejected it"):
-                return reject(c, why, input_columns=inputs, output_column=output_column)
+            except ModelRejected as e:
+                return reject(c, str(e), input_columns=inputs, output_column=output_column)
         else:
             output_column, inputs, swapped = swap_roles(spec, output_column, inputs, columns, sample)
             lm = label_maps.get(output_column)
