@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .core.errors import DatatuneError
-from .core.settings import Settings
+from .core.settings import Settings, debug_enabled
 
 
 def _echo_err(msg: str) -> None:
@@ -56,7 +56,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except DatatuneError as e:
-            if os.environ.get("DATATUNE_DEBUG", "") not in ("", "0"):
+            if debug_enabled():
                 raise
             _echo_err(f"Error: {e}")
             ctx.exit(1)

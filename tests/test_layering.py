@@ -53,3 +53,9 @@ def test_no_private_name_crosses_modules():
                 continue
             bad += [(name, f"{target}.{n}") for n in names if n.startswith("_") and not n.startswith("__")]
     assert not bad, bad
+
+
+def test_datatune_imports_errors_from_the_core_not_the_public_alias():
+    bad = [name for path, name in modules() if name.startswith("datatune") and name != "datatune.errors"
+           for target, _ in imports(path, name) if target == "datatune.errors"]
+    assert not bad, bad

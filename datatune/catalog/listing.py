@@ -22,6 +22,7 @@ from typing import Iterable
 import datasets
 
 from ..core.errors import DatasetLoadError, OfflineError
+from ..core.files import atomic_write_text
 from ..core.types import DatasetEntry, entry_from_json, entry_to_json
 from .hub import entry_from_info, is_connection_error  # one converter, one notion of "offline"
 
@@ -119,12 +120,10 @@ class HubListing:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({
+        atomic_write_text(self.path, json.dumps({
             "watermark": self.watermark, "modified": self.modified,
             "entries": [entry_to_json(e) for e in self.entries.values()],
         }))
-        tmp.replace(self.path)
 
 
 class ListingCatalog:

@@ -10,6 +10,33 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
+def env_int(name: str, default: int) -> int:
+    """A whole number >= 1 from the environment (DATATUNE_EMBEDDED_THREADS...), or `default` when unset."""
+    from .errors import ConfigError
+
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise ConfigError(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def debug_enabled() -> bool:
+    """DATATUNE_DEBUG set (and not 0): errors show their traceback."""
+    return os.environ.get("DATATUNE_DEBUG", "") not in ("", "0")
+
+
+def models_dir_override() -> Path | None:
+    """DATATUNE_MODEL_DIR: where assembled embedded models live instead of the cache."""
+    value = os.environ.get("DATATUNE_MODEL_DIR")
+    return Path(value).expanduser() if value else None
+
+
 def cache_dir(*parts: str) -> Path:
     """A folder under datatune's cache: DATATUNE_CACHE, else the Hugging Face assets dir."""
     root = os.environ.get("DATATUNE_CACHE")

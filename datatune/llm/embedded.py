@@ -70,8 +70,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from datatune.core.errors import ConfigError, DatatuneError
 from datatune.core.files import atomic_open, atomic_write_text, locked
-from datatune.errors import ConfigError, DatatuneError
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +148,10 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 def models_dir() -> Path:
     """Where assembled models live: DATATUNE_MODEL_DIR, else the datatune cache's ``models`` folder."""
-    override = os.environ.get("DATATUNE_MODEL_DIR")
-    if override:
-        path = Path(override).expanduser()
+    from datatune.core.settings import models_dir_override
+
+    path = models_dir_override()
+    if path is not None:
         path.mkdir(parents=True, exist_ok=True)
         return path
     from datatune.core.settings import cache_dir
@@ -366,16 +367,9 @@ _LIVE: "set[EmbeddedServer]" = set()  # every started server, for stop_all() and
 
 
 def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-    if number < 1:
-        raise ConfigError(f"{name} must be at least 1, got {number}")
-    return number
+    from datatune.core.settings import env_int
+
+    return env_int(name, default)
 
 
 def default_threads() -> int:
