@@ -188,8 +188,9 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
             continue
         source_rows = valid[chosen[mine] - (ends[k] - counts[k])]
         mapper = compile_plan(plan, ds.features)
-        whole = ds.select_columns([c for c in mapper.columns if c in ds.column_names]).with_format("arrow")[:]
-        m = mapper.map_arrow(whole.take(pa.array(source_rows)))  # in the order chosen: one gather, in Arrow
+        columns = ds.select_columns([c for c in mapper.columns if c in ds.column_names]).with_format("arrow")
+        # only the chosen rows, in the order chosen (`columns[:]` would copy the whole split first)
+        m = mapper.map_arrow(columns[source_rows.tolist()])
         parts.append(pa.table({"input": m.column("input"), "output": m.column("output"), "source_split": constant(split, len(mine)),
                                "source_row": pa.array(source_rows, pa.int64())}))
         where[mine] = offset + np.arange(len(mine))
