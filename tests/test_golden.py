@@ -29,9 +29,9 @@ import pytest
 from datatune.curate import curate
 from datatune.embed import HashEmbedder
 from datatune.pipeline import BuildOptions, build
-from datatune.planner import Candidate
 
 from .conftest import schema_of
+from .test_pipeline import retriever_for
 
 GOLDEN = Path(__file__).parent / "golden"
 REGOLD = os.environ.get("DATATUNE_REGOLD", "") not in ("", "0")
@@ -101,16 +101,7 @@ def fake_llm_for(task: Task):
     return handler
 
 
-def fixed_retriever(catalog, keys):
-    def retrieve(query, k, exclude, **kw):
-        out = []
-        for key in keys:
-            ds, cfg = key.split(":")
-            e = catalog.entry(ds)
-            out.append(Candidate(e, e.config(cfg)))
-        return out
-
-    return retrieve
+fixed_retriever = retriever_for  # candidates in a fixed order, no retrieval
 
 
 def build_task(task: Task, catalog, fake_llm, out: Path) -> dict[str, list[dict]]:

@@ -53,6 +53,16 @@ def entry_from_info(info) -> DatasetEntry:
     return e
 
 
+def load_split(dataset_id: str, config: str, split: str, *, offline=offline_error) -> datasets.Dataset:
+    """One split from the Hub through `datasets`; `offline(e)` is the error raised when the Hub can't be reached."""
+    try:
+        return datasets.load_dataset(dataset_id, None if config == "default" else config, split=split)
+    except Exception as e:  # noqa: BLE001
+        if is_connection_error(e):
+            raise offline(e) from e
+        raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(e).splitlines()[0][:200]}") from e
+
+
 class HubCatalog:
     location = "hf://datasets"
 
@@ -92,12 +102,7 @@ class HubCatalog:
         return h.hexdigest()[:16]
 
     def load(self, dataset_id: str, config: str, split: str) -> datasets.Dataset:
-        try:
-            return datasets.load_dataset(dataset_id, None if config == "default" else config, split=split)
-        except Exception as e:  # noqa: BLE001
-            if is_connection_error(e):
-                raise offline_error(e) from e
-            raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(e).splitlines()[0][:200]}") from e
+        return load_split(dataset_id, config, split)
 
     def sample(self, dataset_id: str, config: str, split: str, n: int = 5) -> list[dict]:
         """A few rows without downloading the dataset (streaming)."""

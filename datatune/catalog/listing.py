@@ -24,7 +24,7 @@ import datasets
 from ..core.errors import DatasetLoadError, OfflineError
 from ..core.files import atomic_write_text
 from ..core.types import DatasetEntry, entry_from_json, entry_to_json
-from .hub import entry_from_info, is_connection_error  # one converter, one notion of "offline"
+from .hub import entry_from_info, is_connection_error, load_split  # one converter, one notion of "offline"
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,5 @@ class ListingCatalog:
         return h.hexdigest()[:16]
 
     def load(self, dataset_id: str, config: str, split: str) -> datasets.Dataset:
-        try:
-            return datasets.load_dataset(dataset_id, None if config == "default" else config, split=split)
-        except Exception as e:  # noqa: BLE001
-            if is_connection_error(e):
-                raise OfflineError(f"the Hugging Face Hub can't be reached ({type(e).__name__}); {OFFLINE_HINT}") from e
-            raise DatasetLoadError(f"could not load {dataset_id} [{config}/{split}]: {str(e).splitlines()[0][:200]}") from e
+        return load_split(dataset_id, config, split,
+                          offline=lambda e: OfflineError(f"the Hugging Face Hub can't be reached ({type(e).__name__}); {OFFLINE_HINT}"))
