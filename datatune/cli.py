@@ -144,13 +144,15 @@ def make_settings(catalog=None, model=None, base_url=None, concurrency=None, max
 @click.option("--dry-run", is_flag=True, help="Retrieve and plan, print the plans and estimates, write no rows.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace what is in --out.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, envvar="DATATUNE_ENGINE",
+              help="Where compiled plans run: this process, or Ray Data (a local Ray runtime, or $DATATUNE_RAY_ADDRESS's cluster). Same rows.")
 @click.option("--push-to-hub", metavar="REPO", help="Upload the result to this Hub dataset repo.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Progress as JSON events on stdout.")
 @llm_options
 def build(description, catalog, size, out, examples, eval_file, validation_fraction, seed, per_source_cap, max_candidates, splits, top_k,
-          exclude, benchmark, plans_file, planner, rerank, verify, verify_budget, no_synthetic, synthetic_fraction, synthetic_batch, no_curate, no_embed, dry_run, resume, overwrite, push_to_hub,
-          quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
+          exclude, benchmark, plans_file, planner, rerank, verify, verify_budget, no_synthetic, synthetic_fraction, synthetic_batch, no_curate, no_embed, dry_run, resume, overwrite, engine,
+          push_to_hub, quiet, as_json, model, base_url, concurrency, max_llm_calls, no_cache):
     """Build a dataset for the task DESCRIPTION, e.g. "classify the sentiment of tweets"."""
     from .pipeline import BuildOptions
     from .task import check_description, load_examples
@@ -166,7 +168,7 @@ def build(description, catalog, size, out, examples, eval_file, validation_fract
         examples=load_examples(examples) if examples else [], eval_texts=_eval_texts(eval_file) if eval_file else [],
         exclude=list(exclude), benchmark=benchmark, plans_file=plans_file, dry_run=dry_run, resume=resume, overwrite=overwrite,
         synthetic=not no_synthetic, synthetic_fraction=synthetic_fraction, synthetic_batch=synthetic_batch, curate=not no_curate, planner=planner,
-        rerank=rerank, verify=verify, verify_budget=verify_budget,
+        rerank=rerank, verify=verify, verify_budget=verify_budget, engine=engine,
     )
     options.validate()
     settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)
@@ -358,9 +360,11 @@ _FROM_BUILD = " Default: the build's, from plans.json"
 @click.option("--embed/--no-embed", default=None, help="MiniLM: orders sources by relevance, card measures." + _FROM_BUILD + " (off for older files).")
 @click.option("--verify", type=click.Choice(["off", "flag", "relabel", "drop"]), help="Check labels with the LLM." + _FROM_BUILD + ".")
 @click.option("--overwrite", is_flag=True, help="Replace what is in --out.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, envvar="DATATUNE_ENGINE",
+              help="Where compiled plans run: this process, or Ray Data (a local Ray runtime, or $DATATUNE_RAY_ADDRESS's cluster). Same rows.")
 @click.option("-q", "--quiet", is_flag=True)
 @llm_options
-def apply(plans_file, catalog, out, size, seed, validation_fraction, per_source_cap, eval_file, synthetic, curate, embed, verify, overwrite, quiet,
+def apply(plans_file, catalog, out, size, seed, validation_fraction, per_source_cap, eval_file, synthetic, curate, embed, verify, overwrite, engine, quiet,
           model, base_url, concurrency, max_llm_calls, no_cache):
     """Run saved plans (a build's plans.json) alone: no retrieval, no planning.
 
@@ -385,7 +389,7 @@ def apply(plans_file, catalog, out, size, seed, validation_fraction, per_source_
         per_source_cap=_given(per_source_cap, base.per_source_cap), splits=base.splits, eval_texts=eval_texts,
         plans_file=plans_file, overwrite=overwrite, synthetic=_given(synthetic, base.synthetic),
         synthetic_fraction=base.synthetic_fraction, synthetic_batch=base.synthetic_batch, curate=_given(curate, base.curate),
-        verify=_given(verify, base.verify), verify_budget=base.verify_budget,
+        verify=_given(verify, base.verify), verify_budget=base.verify_budget, engine=engine,
     )
     options.validate()
     settings = make_settings(catalog, model, base_url, concurrency, max_llm_calls, no_cache)

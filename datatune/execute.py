@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .compile import compile_plan
+from .engines import Engine
+from .engines.local import LocalEngine
 from .llm import LLM
 from .plan import Plan
 from .records import SCHEMA, Row, constant, table_to_rows
@@ -124,18 +126,15 @@ class Pool:
         return table_to_rows(self.ordered())
 
 
-def _arrow_batches(ds: datasets.Dataset, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
-    ds = ds.select_columns([c for c in columns if c in ds.column_names]).with_format("arrow")
-    yield from ds.iter(batch_size=batch_size)
-
-
 def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: int, keep: int, split_rank: Sequence[str],
-                batch_size: int = BATCH, on_rows: Callable[[int], None] | None = None) -> Pool:
+                batch_size: int = BATCH, on_rows: Callable[[int], None] | None = None, engine: Engine | None = None) -> Pool:
     """The first `keep` valid rows of a plan's splits after a seeded shuffle, splits in `split_rank` order.
 
     The order is that of shuffling the list of every valid row with `random.Random(f"{seed}:{plan.key}")`
     and stable-sorting it by split rank (as the build always did), computed over row positions only.
+    `engine` maps the batches (datatune/engines: local by default, or Ray); the pool is the same either way.
     """
+    engine = engine or LocalEngine()
     method = "llm" if plan.needs_llm else "mapped"
     drops: Counter = Counter()
     seen = 0
@@ -148,8 +147,7 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
     for split, ds in loaded:
         mapper = compile_plan(plan, ds.features)
         valid, start = [], 0
-        for table in _arrow_batches(ds, mapper.columns, batch_size):
-            mapped = mapper.map_arrow(table)
+        for mapped in engine.map_split(mapper, ds, batch_size=batch_size):
             why = mapped.column("drop")
             ok = pc.is_null(why)
             valid.append(np.flatnonzero(ok.to_numpy(zero_copy_only=False)) + start)
@@ -159,9 +157,9 @@ def sample_pool(plan: Plan, load: Callable[[str], datasets.Dataset], *, seed: in
             if why.null_count < len(why):
                 counts = pc.value_counts(why.drop_null())
                 drops.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
-            start += len(table)
+            start += mapped.num_rows
             if on_rows:
-                on_rows(len(table))
+                on_rows(mapped.num_rows)
         seen += start
         sources.append((split, ds, np.concatenate(valid) if valid else np.zeros(0, dtype=np.int64)))
     counts = [len(v) for _, _, v in sources]

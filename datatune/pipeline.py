@@ -66,9 +66,10 @@ class BuildOptions:
     planner: str = "hybrid"  # who decides what: "hybrid" (model picks columns) or "full" (model writes the derivation too)
     splits: list[str] | None = None  # source splits rows may come from; None = train first, the others only to fill
     judge_votes: int = 4  # transformed inputs of each kept source whose kind the LLM reads (semantic acceptance); 0 = off
+    engine: str = "local"  # where compiled plans run (engines/): "local" or "ray"; the rows are the same
 
     def fingerprint_fields(self, description: str, catalog: str) -> dict:
-        keep = {k: v for k, v in asdict(self).items() if k not in ("out", "dry_run", "resume", "overwrite")}
+        keep = {k: v for k, v in asdict(self).items() if k not in ("out", "dry_run", "resume", "overwrite", "engine")}
         return {"description": description, "catalog": catalog, **keep}
 
     def validate(self) -> None:
@@ -85,6 +86,10 @@ class BuildOptions:
             raise ConfigError(f"--planner must be one of {', '.join(PLANNER_MODES)} (got {self.planner!r})")
         if self.splits is not None and not self.splits:
             raise ConfigError("--splits needs at least one split name, e.g. --splits train")
+        from .engines import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)} (got {self.engine!r})")
         if not 0 < self.per_source_cap <= 1:
             raise ConfigError(f"--per-source-cap must be in (0, 1] (got {self.per_source_cap})")
 
@@ -486,7 +491,10 @@ def source_cap(options: BuildOptions, n_sources: int) -> int:
 
 def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops: Counter) -> dict[str, Pool]:
     """Compiled rows of every kept source (a seeded sample of them), LLM fields filled in shards."""
+    from .engines import get_engine
+
     cap = source_cap(options, len({p.dataset for p in kept}))
+    engine = get_engine(options.engine) if kept else None
     pools: dict[str, Pool] = {}
     total = sum(p.checks.get("est_rows", 0) for p in kept)
     with rep.bar("execute", total=total, unit="row") as bar:
@@ -497,7 +505,8 @@ def execute_all(kept: list[Plan], catalog, llm, options, rep, run: RunDir, drops
             keep = math.ceil(cap * 1.3) if plan.needs_llm else 3 * cap
             try:
                 # a seeded sample of the valid rows, train first; only those become rows (execute.sample_pool)
-                pool = sample_pool(plan, load, seed=options.seed, keep=keep, split_rank=split_order(plan.splits), on_rows=bar.update)
+                pool = sample_pool(plan, load, seed=options.seed, keep=keep, split_rank=split_order(plan.splits), on_rows=bar.update,
+                                   engine=engine)
             except DatasetLoadError as e:
                 rep.event("skip", message=f"skip {plan.key}: {e}")
                 drops["source_failed_to_load"] += 1
