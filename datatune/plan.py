@@ -80,6 +80,21 @@ class Plan(BaseModel):
     license: str = "unknown"
     rank: int = 0
     checks: dict = Field(default_factory=dict)  # what validation measured on real rows
+    # what planning expects of a kept plan: rows it will give over its splits, and those outside test splits
+    est_rows: int = 0
+    est_rows_not_test: int | None = None  # None: not estimated (all of est_rows count)
+    same_plan_as: str | None = None  # a sibling config run on that config's plan (MMLU's subjects)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _estimates_of_an_older_file(cls, data):
+        # plans.json written before these fields kept them among the checks
+        if isinstance(data, dict) and isinstance(data.get("checks"), dict):
+            checks = data["checks"]
+            moved = {k: checks[k] for k in ("est_rows", "est_rows_not_test", "same_plan_as") if k in checks and k not in data}
+            if moved:
+                data = {**data, **moved, "checks": {k: v for k, v in checks.items() if k not in moved}}
+        return data
 
     @model_validator(mode="after")
     def _kind_of_an_older_file(self) -> "Plan":
@@ -91,6 +106,11 @@ class Plan(BaseModel):
     @property
     def card_only(self) -> bool:
         return self.reject_kind == "card_only"
+
+    @property
+    def rows_not_test(self) -> int:
+        """Rows expected outside test splits: what counts as enough while planning."""
+        return self.est_rows if self.est_rows_not_test is None else self.est_rows_not_test
 
     @property
     def needs_llm(self) -> bool:

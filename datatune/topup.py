@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import BaseModel, Field, create_model
@@ -247,18 +248,29 @@ def _row(spec: TaskSpec, want: str | None, item, rng: random.Random, limit: int 
     return Row(text, output, method="synthetic") if text and output else None
 
 
-def topup(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter=None, drops: Counter | None = None,
-          max_rounds: int = 3, embedder=None, stats: dict | None = None) -> list[Row]:
-    """Rows plus synthetic rows for the gaps; unchanged when nothing is short.
+@dataclass
+class ToppedUp:
+    """What top-up gives back: the rows (sourced and synthetic), the synthetic rows it threw away
+    by reason, and the example coverage before and after (with an embedder and user examples)."""
+
+    rows: list[Row]
+    drops: Counter = field(default_factory=Counter)
+    stats: dict = field(default_factory=dict)
+
+
+def topup(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter=None, max_rounds: int = 3, embedder=None) -> ToppedUp:
+    """Rows plus synthetic rows for the gaps; the rows unchanged when nothing is short.
 
     Two kinds of gap: labels under their balanced share (or rows short of --size), then, with an
     `embedder` and user examples, examples with too few rows in their embedding neighbourhood
-    (see coverage.py). `stats` receives the coverage before and after.
+    (see coverage.py).
     """
-    rows = _fill_gaps(rows, spec, options=options, llm=llm, reporter=reporter, drops=drops, max_rounds=max_rounds)
+    done = ToppedUp(rows)
+    done.rows = _fill_gaps(rows, spec, options=options, llm=llm, reporter=reporter, drops=done.drops, max_rounds=max_rounds)
     if embedder is not None and spec.examples:
-        rows = _cover_examples(rows, spec, options=options, llm=llm, reporter=reporter, drops=drops, embedder=embedder, stats=stats)
-    return rows
+        done.rows = _cover_examples(done.rows, spec, options=options, llm=llm, reporter=reporter, drops=done.drops, embedder=embedder,
+                                    stats=done.stats)
+    return done
 
 
 def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter, drops, embedder, stats) -> list[Row]:
@@ -266,12 +278,10 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
     from .coverage import example_coverage
 
     before = example_coverage(rows, spec.examples, embedder)
-    if stats is not None:
-        stats["example_coverage_before"] = before.to_dict()
+    stats["example_coverage_before"] = before.to_dict()
     budget = int(options.size * options.synthetic_fraction) - sum(r.method == "synthetic" for r in rows)
     if not before.uncovered or budget <= 0:
-        if stats is not None:
-            stats["example_coverage"] = before.to_dict()
+        stats["example_coverage"] = before.to_dict()
         return rows
     if reporter:
         reporter.event("topup", message=f"top-up: synthetic rows near {len(before.uncovered)} uncovered examples")
@@ -292,9 +302,8 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
         if ok:
             sims = embedder.encode([r.input for r in ok]) @ embedder.encode([e.input])[0]
             ok = [ok[j] for j in sorted(range(len(ok)), key=lambda j: -float(sims[j]))]
-        if drops is not None:
-            drops["synthetic_rejected"] += len(fresh) - len(ok)
-            drops["synthetic_further_from_example"] += max(0, len(ok) - need)
+        drops["synthetic_rejected"] += len(fresh) - len(ok)
+        drops["synthetic_further_from_example"] += max(0, len(ok) - need)
         new += ok[:need]
     # keep --size: each new row replaces a sourced row with the same output, taken from the end
     out = list(rows)
@@ -306,9 +315,7 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
             if out[j].method != "synthetic" and (spec.output_kind != "label" or out[j].output == r.output):
                 out[j] = r
                 break
-    after = example_coverage(out, spec.examples, embedder)
-    if stats is not None:
-        stats["example_coverage"] = after.to_dict()
+    stats["example_coverage"] = example_coverage(out, spec.examples, embedder).to_dict()
     return out
 
 
@@ -339,7 +346,6 @@ def _fill_gaps(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter, 
         result = curate(rows + made + fresh, spec, eval_texts=options.eval_texts, config=cfg)
         survivors = {id(r) for r in result.rows}
         new = [r for r in fresh if id(r) in survivors]
-        if drops is not None:
-            drops["synthetic_rejected"] += len(fresh) - len(new)
+        drops["synthetic_rejected"] += len(fresh) - len(new)
         made += new
     return rows + made[:total_need]

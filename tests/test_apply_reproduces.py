@@ -130,16 +130,16 @@ def test_a_failed_run_does_not_block_the_retry(cli, hub_path, tmp_path, monkeypa
 
     import datatune.pipeline as pl
 
-    real = pl.execute_all
+    real = pl.execute_sources
 
     def failing(*args, **kw):
         raise DatasetLoadError("could not load cornell-movie-review-data/rotten_tomatoes: the connection dropped")
 
-    monkeypatch.setattr(pl, "execute_all", failing)
+    monkeypatch.setattr(pl, "execute_sources", failing)
     result, _ = cli(task, ["apply", a / "plans.json", "--out", out, "-q", "--size", "20"])
     assert result.exit_code == 1 and "connection dropped" in result.output
     assert json.loads((out / ".datatune" / "run.json").read_text())["status"] == "started"
-    monkeypatch.setattr(pl, "execute_all", real)
+    monkeypatch.setattr(pl, "execute_sources", real)
 
     # the retry with other flags (here: the build's own size) replaces the failed run, saying so in one line
     result, _ = cli(task, ["apply", a / "plans.json", "--out", out])
@@ -149,10 +149,10 @@ def test_a_failed_run_does_not_block_the_retry(cli, hub_path, tmp_path, monkeypa
     assert rows_of(out) == rows_of(a)
 
     # a failed run retried with the same inputs continues (no notice, no flag needed)
-    monkeypatch.setattr(pl, "execute_all", failing)
+    monkeypatch.setattr(pl, "execute_sources", failing)
     result, _ = cli(task, ["apply", a / "plans.json", "--out", tmp_path / "same", "-q"])
     assert result.exit_code == 1
-    monkeypatch.setattr(pl, "execute_all", real)
+    monkeypatch.setattr(pl, "execute_sources", real)
     result, _ = cli(task, ["apply", a / "plans.json", "--out", tmp_path / "same"])
     assert result.exit_code == 0, result.output
     assert "continuing the build" in result.output and "unfinished build" not in result.output

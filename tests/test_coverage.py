@@ -54,10 +54,9 @@ def test_topup_writes_rows_near_uncovered_examples_and_keeps_the_size(fake_llm):
         return fake_rows(body, lambda _: {"input": f"my new phone battery lasts all day, {endings[(len(prompts) + next(count)) % 4]}"})
 
     llm, _ = fake_llm(handler)
-    stats: dict = {}
     rows = film_rows(40)
-    out = topup(rows, SPEC, options=BuildOptions(out=None, size=40, synthetic_fraction=0.5), llm=llm, drops=Counter(),
-                embedder=HashEmbedder(), stats=stats)
+    done = topup(rows, SPEC, options=BuildOptions(out=None, size=40, synthetic_fraction=0.5), llm=llm, embedder=HashEmbedder())
+    out, stats = done.rows, done.stats
     synthetic = [r for r in out if r.method == "synthetic"]
     assert len(out) == 40 and 1 <= len(synthetic) <= 3
     assert all(r.output == "positive" for r in synthetic)  # the uncovered example's label
@@ -71,7 +70,7 @@ def test_covered_examples_cost_no_call(fake_llm):
     llm, ep = fake_llm(lambda body: pytest.fail("no call expected"))
     spec = SPEC.model_copy(update={"examples": SPEC.examples[:1]})
     rows = film_rows(40)
-    stats: dict = {}
-    out = topup(rows, spec, options=BuildOptions(out=None, size=40), llm=llm, drops=Counter(), embedder=HashEmbedder(), stats=stats)
+    done = topup(rows, spec, options=BuildOptions(out=None, size=40), llm=llm, embedder=HashEmbedder())
+    out, stats = done.rows, done.stats
     assert out == rows and ep.requests == [] and stats["example_coverage"]["covered"] == 1
 

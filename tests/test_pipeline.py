@@ -170,18 +170,18 @@ def test_dataset_failing_to_load_is_skipped(catalog, fake_llm, tmp_path):
     llm, _ = fake_llm(smart_fake())
     import datatune.pipeline as pl
 
-    real_execute_all = pl.execute_all
+    real_execute_all = pl.execute_sources
 
     def execute_all(*a, **k):
         flaky.planning = False
         return real_execute_all(*a, **k)
 
-    pl.execute_all = execute_all
+    pl.execute_sources = execute_all
     try:
         res = build(SENTIMENT, curate_fn=None, topup_fn=None, embedder=None, catalog=flaky, llm=llm, retriever=retriever_for(catalog, KEYS),
                     options=BuildOptions(out=tmp_path / "out", size=300, synthetic=False))
     finally:
-        pl.execute_all = real_execute_all
+        pl.execute_sources = real_execute_all
     assert res.drops["source_failed_to_load"] == 1
     train = datasets.load_dataset(str(tmp_path / "out"))["train"]
     assert set(train["source_dataset"]) == {"cornell-movie-review-data/rotten_tomatoes"}
@@ -228,15 +228,15 @@ def test_a_spec_read_from_an_invalid_reply_is_not_kept(catalog, fake_llm, tmp_pa
 
 def test_a_sibling_config_takes_its_own_splits():
     from datatune.core.types import ConfigInfo, DatasetEntry, Feature
-    from datatune.pipeline import sibling_plans
     from datatune.plan import Plan
+    from datatune.stages.plans import sibling_plans
 
     feats = (Feature("question", "string"), Feature("answer", "string"))
     main, socratic = ConfigInfo("main", feats, {"train": 7473, "test": 1319}), ConfigInfo("socratic", feats, {"test": 1319})
     e = DatasetEntry(id="openai/gsm8k", configs=(main, socratic), has_rows=True)
-    plan = Plan(dataset=e.id, config="socratic", splits=["test"], keep=True, checks={"est_rows": 1319})
+    plan = Plan(dataset=e.id, config="socratic", splits=["test"], keep=True, est_rows=1319)
     (sib,) = sibling_plans(plan, Candidate(e, socratic, siblings=("main",)))
-    assert sib.config == "main" and sib.splits == ["train", "test"] and sib.checks["est_rows_not_test"] == 7473
+    assert sib.config == "main" and sib.splits == ["train", "test"] and sib.est_rows_not_test == 7473 and sib.same_plan_as == "socratic"
     assert sibling_plans(plan, Candidate(e, socratic, siblings=("main",)), ["validation"]) == []
 
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from datatune.pipeline import BuildOptions, plan_one
+from datatune.pipeline import BuildOptions
 from datatune.planner import Candidate
+from datatune.progress import Reporter
+from datatune.rundir import RunDir
+from datatune.stages import Context
+from datatune.stages.plans import plan_one
 from datatune.task import TaskSpec
 
 from .schema_fill import schema_filler
@@ -41,7 +45,7 @@ def test_every_dataset_plans_or_rejects_with_a_reason(catalog, fake_llm, tmp_pat
                     continue
                 c = Candidate(e, cfg)
                 try:
-                    plan = plan_one(spec, c, catalog, llm, BuildOptions(out=tmp_path))
+                    plan = plan_one(spec, c, Context(catalog, llm, BuildOptions(out=tmp_path), Reporter(), RunDir(tmp_path)))
                 except Exception as ex:  # noqa: BLE001 - the point of the test
                     failures.append(f"{spec.output_kind} {e.id}:{cfg.name}: {type(ex).__name__}: {ex}")
                     continue

@@ -77,7 +77,7 @@ def test_synthetic_fraction_caps_the_share(fake_llm):
     llm, ep = fake_llm(fake(["a", "b"]))
     spec = TaskSpec(description="label things", output_kind="label", labels=["a", "b"])
     rows = [Row(f"a{i}", "a", "S", "c", "train", i) for i in range(50)]
-    out = topup(rows, spec, options=BuildOptions(out=None, size=100, synthetic_fraction=0.2), llm=llm, drops=Counter())
+    out = topup(rows, spec, options=BuildOptions(out=None, size=100, synthetic_fraction=0.2), llm=llm).rows
     assert sum(r.method == "synthetic" for r in out) <= 20
 
 
@@ -95,7 +95,7 @@ def test_rows_are_asked_for_in_batches_of_the_given_size(fake_llm):
     llm, _ = fake_llm(handler)
     spec = TaskSpec(description="label things", output_kind="label", labels=["a", "b"])
     rows = [Row(f"a{i}", "a", "S", "c", "train", i) for i in range(20)]
-    out = topup(rows, spec, options=BuildOptions(out=None, size=40, synthetic_batch=5), llm=llm, drops=Counter())
+    out = topup(rows, spec, options=BuildOptions(out=None, size=40, synthetic_batch=5), llm=llm).rows
     assert sorted(calls) == [5, 5, 5, 5]  # the 20 missing "b" rows in four calls, not twenty
     assert Counter(r.output for r in out) == {"a": 20, "b": 20}
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
 from datatune.embed import get_embedder
@@ -29,10 +27,9 @@ def movie_rows() -> list[Row]:
 
 
 def test_real_model_tops_up_the_short_class_and_the_uncovered_example(embedded_llm):
-    stats: dict = {}
     rows = movie_rows()
-    out = topup(rows, SPEC, options=BuildOptions(out=None, size=12, synthetic_fraction=0.5), llm=embedded_llm, drops=Counter(),
-                embedder=get_embedder(), stats=stats)
+    done = topup(rows, SPEC, options=BuildOptions(out=None, size=12, synthetic_fraction=0.5), llm=embedded_llm, embedder=get_embedder())
+    out, stats = done.rows, done.stats
     synthetic = [r for r in out if r.method == "synthetic"]
     print(stats, *[(r.output, r.input) for r in synthetic], sep="\n")  # shown when the test fails
     assert len(out) == 12 and synthetic

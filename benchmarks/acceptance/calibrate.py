@@ -48,7 +48,7 @@ OUT = Path(__file__).resolve().parent
 SNI = ROOT.parent / "shared" / "eval" / "sni_dev.jsonl"
 BIGBENCH = ROOT.parent / "shared" / "bigbench" / "datatune"
 SAMPLE = 32
-GATE_ROWS = 24  # transformed inputs the build's gate scores (pipeline.accept_rows samples 24 rows)
+GATE_ROWS = 24  # transformed inputs the build's gate scores (stages.plans.accept_rows samples 24 rows)
 
 _ID = re.compile(r"(^|_)(id|idx)$|id$|^idx$", re.I)
 _ANSWERISH = re.compile(r"answer|label|correct|solution|rationale|summary|^code$|canonical|snippet|^fixed$|^target$|final_decision|"
@@ -344,7 +344,7 @@ def summarize(per_task) -> dict:
 
 
 def real_plans(cat, emb) -> list[dict]:
-    """The gate on real plans' compiled inputs, as the build computes it (pipeline.accept_rows), for
+    """The gate on real plans' compiled inputs, as the build computes it (stages.plans.accept_rows), for
     the saved plans files in the repository (benchmarks/bigbench/plans): a check on the proxy."""
     from datatune.compile import compile_plan
     from datatune.gate import GATE_ROWS, relevance_gate
@@ -478,7 +478,7 @@ def report(res: dict) -> str:
             p5 = next(x for n, x in v.items() if n.startswith("rows"))
             lines.append(f"| {task} | {k} | {v['role']} | {full:.3f} | {v['one_example_min']:.3f} ({v['one_example_mean']:.3f}) | {p5:.3f} |")
     if res.get("real_plans"):
-        lines += ["", "## The gate on real plans' compiled inputs (pipeline.accept_rows' sample of 24 rows)", "",
+        lines += ["", "## The gate on real plans' compiled inputs (stages.plans.accept_rows' sample of 24 rows)", "",
                   "| plans file | source | score | level | reason |", "| --- | --- | ---: | --- | --- |"]
         for r in res["real_plans"]:
             lines.append(f"| {r['file']} | {r.get('source', '-')} | {r.get('score', '-')} | {r.get('level', '-')} | {r.get('reason', r.get('error', ''))} |")

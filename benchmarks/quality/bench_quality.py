@@ -50,7 +50,7 @@ def main() -> None:
         dt_time, dt_calls = time.perf_counter() - t, llm.usage.calls
         t = time.perf_counter()
         calls0 = llm.usage.calls
-        syn_rows = topup([], res.spec, options=BuildOptions(out=Path(d) / "syn", size=a.size, synthetic_fraction=1.0), llm=llm, drops=Counter())
+        syn_rows = topup([], res.spec, options=BuildOptions(out=Path(d) / "syn", size=a.size, synthetic_fraction=1.0), llm=llm).rows
         syn_time, syn_calls = time.perf_counter() - t, llm.usage.calls - calls0
     batch_lines = batch_throughput(res.spec, a.batch_rows) if a.batch_rows else ""
     emb = get_embedder()
