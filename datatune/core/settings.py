@@ -37,6 +37,11 @@ def models_dir_override() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def ray_address() -> str | None:
+    """DATATUNE_RAY_ADDRESS: the Ray cluster `--engine ray` joins (HOST:PORT, ray://HOST:PORT or auto); None = a local Ray."""
+    return os.environ.get("DATATUNE_RAY_ADDRESS", "").strip() or None
+
+
 def cache_dir(*parts: str) -> Path:
     """A folder under datatune's cache: DATATUNE_CACHE, else the Hugging Face assets dir."""
     root = os.environ.get("DATATUNE_CACHE")

@@ -34,7 +34,7 @@ def get_engine(name: str = "local") -> Engine:
 
         return LocalEngine()
     if name == "ray":
-        from .ray import RayEngine  # noqa: F401  (written with the Ray engine)
+        from .ray import RayEngine
 
         return RayEngine()
     raise ConfigError(f"--engine must be one of {', '.join(ENGINES)} (got {name!r})")

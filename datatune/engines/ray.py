@@ -1,0 +1,152 @@
+"""The Ray engine: a split's batches mapped by Ray Data on the workers of a Ray cluster, in source order.
+
+The split's Arrow table (only the columns the plan reads; zero-copy slices of `datasets`' memory-mapped
+files) goes into the object store a window at a time (`ray.data.from_arrow`), `map_batches` runs the
+compiled plan's `map_arrow` over it on the workers, and the mapped tables come back in source order
+(`preserve_order`). A window is about WINDOW_BYTES of source, so the object store holds a bounded share
+of a large split and the driver's memory follows the window, not the split. A worker that dies is
+replaced and its task run again (Ray's task retries): a map is a pure function of its batch.
+
+Ray is started once per process: joined at DATATUNE_RAY_ADDRESS when that is set, else a local runtime
+with this machine's CPUs (a process that has already called `ray.init` keeps its runtime).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Iterator
+
+import datasets
+import pyarrow as pa
+
+from ..compile import RowMapper, compile_plan
+from ..core.errors import ConfigError, OfflineError
+from ..core.settings import ray_address
+
+WINDOW_BYTES = 256 * 2**20  # source bytes per Ray dataset: about 1.7M rows of 150-byte reviews
+CONNECT_TIMEOUT = 5.0  # seconds to reach DATATUNE_RAY_ADDRESS's head before saying it can't be reached
+
+_lock = threading.Lock()
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"--engine ray needs Ray Data, which is not installed ({e.name or e}); "
+                          "install it with `pip install 'ray[data]'` or use --engine local") from None
+    return ray
+
+
+def local_cpus() -> int:
+    """The CPUs this process may use (its affinity, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _reachable(address: str) -> None:
+    """A one-line error, in seconds, for a head that isn't there (`ray.init` retries for minutes)."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"DATATUNE_RAY_ADDRESS={address!r} is not HOST:PORT (or ray://HOST:PORT, or auto); "
+                          "set it to the head node's address, as `ray start --head` prints it")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        raise OfflineError(f"the Ray cluster at DATATUNE_RAY_ADDRESS={address} can't be reached ({e.strerror or type(e).__name__}); "
+                           "start it (`ray start --head`), fix the address, or unset it for a local Ray") from None
+
+
+def ensure_ray():
+    """The `ray` module with a runtime started in this process (once): the cluster at DATATUNE_RAY_ADDRESS, or a local one."""
+    ray = _import_ray()
+    with _lock:
+        if ray.is_initialized():
+            return ray
+        address = ray_address()
+        kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+        if address:
+            _reachable(address)
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError, TimeoutError) as e:
+                raise OfflineError(f"could not join the Ray cluster at DATATUNE_RAY_ADDRESS={address}: "
+                                   f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+        else:
+            ray.init(num_cpus=local_cpus(), **kwargs)
+    _quiet()
+    return ray
+
+
+def _quiet() -> None:
+    """Ray Data's per-dataset INFO lines and progress bars off: the build has its own progress (warnings stay)."""
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled": that is intended
+
+
+class _Mapper:
+    """The plan's `map_arrow` as Ray Data calls it on a worker. A `RowMapper` travels as its plan and
+    features (a pydantic model and `datasets.Features`, both picklable) and is compiled again where it
+    runs; any other mapper travels as it is (cloudpickle)."""
+
+    def __init__(self, mapper):
+        self.mapper = mapper
+
+    def __reduce__(self):
+        if type(self.mapper) is RowMapper:
+            return (_compiled, (self.mapper.plan, self.mapper.features))
+        return (_Mapper, (self.mapper,))
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return self.mapper.map_arrow(table)
+
+
+def _compiled(plan, features) -> _Mapper:
+    return _Mapper(compile_plan(plan, features))
+
+
+def _windows(ds: datasets.Dataset, batch_size: int) -> Iterator[list[pa.Table]]:
+    """`ds`'s rows as lists of batch_size-row Arrow tables, about WINDOW_BYTES of source per list.
+
+    A window is a zero-copy slice of the split's memory-mapped table (a gather only where `ds` has an
+    indices mapping), so the driver never holds more than one window of its own."""
+    n = len(ds)
+    per_row = max(1, ds.data.nbytes // max(1, ds.data.num_rows))
+    rows = max(batch_size, (WINDOW_BYTES // per_row) // batch_size * batch_size)
+    arrow = ds.with_format("arrow")
+    for start in range(0, n, rows):
+        table = arrow[start:min(n, start + rows)]
+        yield [table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)]
+
+
+class RayEngine:
+    name = "ray"
+
+    def __init__(self):
+        self.ray = ensure_ray()  # at construction: a cluster that can't be reached stops the build before it maps
+
+    def map_split(self, mapper, ds: datasets.Dataset, *, batch_size: int) -> Iterator[pa.Table]:
+        import ray.data
+
+        ds = ds.select_columns([c for c in mapper.columns if c in ds.column_names])
+        fn = _Mapper(mapper)
+        for window in _windows(ds, batch_size):
+            rd = ray.data.from_arrow(window)
+            ctx = rd.context
+            ctx.execution_options.preserve_order = True  # the mapped batches in source order
+            ctx.enable_progress_bars = False
+            ctx.print_on_execution_start = False
+            # a task whose worker died (a node lost, a process killed) runs again elsewhere (Ray's task
+            # retries, 3 by default); an exception the plan raises is not retried and ends the build
+            mapped = rd.map_batches(fn, batch_format="pyarrow", batch_size=batch_size, zero_copy_batch=True)
+            for out in mapped.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=2):
+                yield out

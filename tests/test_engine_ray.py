@@ -1,0 +1,187 @@
+"""`--engine ray` gives the rows of `--engine local` (issue 17): on a two-node Ray cluster on this machine
+(`ray.cluster_utils.Cluster`, one CPU per node), joined through DATATUNE_RAY_ADDRESS as a real cluster
+would be; a worker killed mid-run is replaced and the build's rows are unchanged (Ray's task retries).
+
+Builds run through the CLI as in test_apply_reproduces (real rows from ../shared/hub, the golden test's
+fake LLM, fixed candidates, HashEmbedder). One cluster serves the module; the Ray runtime and the nodes
+are shut down after it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from datatune.core.errors import ConfigError
+from datatune.engines import ray as ray_engine
+
+from . import test_apply_reproduces as reproduces
+from .test_apply_reproduces import BY_NAME, rows_of
+
+cli = reproduces.cli  # the fixture: `datatune ARGS` with the task's fake LLM and fixed candidates
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")  # Ray copying its own context
+
+# The build maps 8,192-row batches: smaller ones spread each split over both nodes.
+SMALL_BATCH = 250
+SIZE = 300
+# The flags of each task's build. science_mc's sources are small enough at --per-source-cap 1 that their
+# pools keep the rows as mapped (execute.sample_pool's `retain`): a batch out of place changes the rows.
+FLAGS = {"sentiment_readme": ["--seed", "4", "--validation-fraction", "0.2"],
+         "science_mc": ["--seed", "2", "--validation-fraction", "0.25", "--per-source-cap", "1"]}
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    import ray
+    from ray.cluster_utils import Cluster
+
+    assert not ray.is_initialized(), "another test left a Ray runtime running"
+    store = 96 * 2**20
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": store, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1, object_store_memory=store)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture
+def on_cluster(two_nodes, monkeypatch):
+    """DATATUNE_RAY_ADDRESS at the two-node cluster; map_split with SMALL_BATCH-row batches, its calls and rows counted."""
+    monkeypatch.setenv("DATATUNE_RAY_ADDRESS", two_nodes.address)
+    real = ray_engine.RayEngine.map_split
+    seen = {"calls": 0, "rows": 0}
+
+    def map_split(self, mapper, ds, *, batch_size):
+        seen["calls"] += 1
+        for table in real(self, mapper, ds, batch_size=SMALL_BATCH):
+            seen["rows"] += table.num_rows
+            yield table
+
+    monkeypatch.setattr(ray_engine.RayEngine, "map_split", map_split)
+    return seen
+
+
+def alive_nodes() -> int:
+    import ray
+
+    return sum(1 for n in ray.nodes() if n["Alive"])
+
+
+def build_then_apply(cli, task, hub_path, tmp_path, *flags):
+    """A local build of `task`, then `apply` of its plans.json with `flags` (--engine ...): (built rows, applied rows)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    result, _ = cli(task, ["build", task.description, "--catalog", hub_path, "--out", a, "-q", "--size", SIZE, *FLAGS[task.name], "--engine", "local"])
+    assert result.exit_code == 0, result.output
+    result, _ = cli(task, ["apply", a / "plans.json", "--out", b, "-q", *flags])
+    assert result.exit_code == 0, result.output
+    return rows_of(a), rows_of(b)
+
+
+def test_an_unreachable_cluster_is_one_line(cli, hub_path, tmp_path, monkeypatch):
+    import ray
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("DATATUNE_RAY_ADDRESS", f"127.0.0.1:{port}")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process, whatever ran before
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init was called for an address that can't be reached"))
+    task = BY_NAME["news_topic"]
+    result, _ = cli(task, ["build", task.description, "--catalog", hub_path, "--out", tmp_path / "a", "-q", "--size", "30", "--engine", "ray"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"DATATUNE_RAY_ADDRESS=127.0.0.1:{port}" in lines[0] and "can't be reached" in lines[0], result.output
+
+
+def test_a_bad_address_and_a_missing_ray_say_what_to_do(monkeypatch):
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        ray_engine._reachable("my-head-node")
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if ray were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'ray\[data\]'.*--engine local"):
+        ray_engine.ensure_ray()
+
+
+@pytest.mark.parametrize("name", ["sentiment_readme", "science_mc"])  # a label map in pyarrow compute; lettered choices in Python per row
+def test_apply_on_two_nodes_gives_the_rows_of_local(name, cli, on_cluster, hub_path, tmp_path):
+    built, on_ray = build_then_apply(cli, BY_NAME[name], hub_path, tmp_path, "--engine", "ray")
+    assert on_cluster["calls"] >= 2 and on_cluster["rows"] > SMALL_BATCH  # the sources were mapped on Ray, in several batches
+    assert alive_nodes() == 2
+    result, _ = cli(BY_NAME[name], ["apply", tmp_path / "a" / "plans.json", "--out", tmp_path / "c", "-q", "--engine", "local"])
+    assert result.exit_code == 0, result.output
+    local = rows_of(tmp_path / "c")
+    assert local == built
+    assert {s: len(r) for s, r in on_ray.items()} == {s: len(r) for s, r in local.items()} and sum(map(len, local.values())) == SIZE
+    for split in local:
+        assert on_ray[split] == local[split], f"{split}: first differing row {next(i for i, (x, y) in enumerate(zip(local[split], on_ray[split])) if x != y)}"
+
+
+PLANS = {  # (dataset, config, split), plan: the pyarrow label map, a template mapped in Python, rows dropped here and there
+    "label_map": (("cornell-movie-review-data/rotten_tomatoes", "default", "train"),
+                  {"input_columns": ["text"], "output": {"kind": "label_map", "column": "label", "label_map": {"neg": "negative", "pos": "positive"}}}),
+    "template_drops": (("cornell-movie-review-data/rotten_tomatoes", "default", "train"),
+                       {"input_columns": ["text"], "input_template": "Review: {text}", "output": {"kind": "label_map", "column": "label", "label_map": {"pos": "positive"}}}),
+    "choices": (("allenai/ai2_arc", "ARC-Challenge", "test"),
+                {"input_columns": ["question"], "choices": {"options": ["choices.text"]}, "output": {"kind": "column", "column": "answerKey"}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_the_mapped_batches_are_those_of_local_in_order(name, catalog, on_cluster):
+    import pyarrow as pa
+
+    from datatune.compile import compile_plan
+    from datatune.engines import get_engine
+    from datatune.plan import Plan
+
+    (dataset, config, split), fields = PLANS[name]
+    ds = catalog.load(dataset, config, split)
+    mapper = compile_plan(Plan.model_validate({"dataset": dataset, "config": config, "splits": [split], "keep": True, **fields}), ds.features)
+    local = pa.concat_tables(get_engine("local").map_split(mapper, ds, batch_size=SMALL_BATCH))
+    on_ray = pa.concat_tables(get_engine("ray").map_split(mapper, ds, batch_size=SMALL_BATCH))
+    assert on_cluster["rows"] == len(ds) == local.num_rows
+    assert on_ray.equals(local)
+    if name == "template_drops":
+        assert 0 < local.column("drop").null_count < len(ds)
+
+
+class KillsItsWorkerOnce:
+    """A compiled plan that kills the Ray worker process mapping it, the first time only (a marker file
+    says it happened), and writes down each node it ran on. In the driver it only maps."""
+
+    def __init__(self, mapper, folder: Path, driver: int):
+        self.mapper, self.folder, self.driver = mapper, folder, driver
+        self.columns = mapper.columns
+
+    def map_arrow(self, table):
+        if os.getpid() != self.driver:
+            import ray
+
+            (self.folder / f"node-{ray.get_runtime_context().get_node_id()}").touch()
+            try:
+                os.close(os.open(self.folder / "killed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return self.mapper.map_arrow(table)
+
+
+def test_a_worker_killed_mid_run_leaves_the_rows_unchanged(cli, on_cluster, hub_path, tmp_path, monkeypatch):
+    import datatune.execute as execute
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    real = execute.compile_plan
+    monkeypatch.setattr(execute, "compile_plan", lambda plan, features: KillsItsWorkerOnce(real(plan, features), folder, os.getpid()))
+    built, on_ray = build_then_apply(cli, BY_NAME["science_mc"], hub_path, tmp_path, "--engine", "ray")
+    assert (folder / "killed").exists(), "no worker was killed: the test did not test anything"
+    assert len(list(folder.glob("node-*"))) == 2, "the maps ran on one node only"
+    assert on_ray == built
