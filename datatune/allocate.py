@@ -55,10 +55,19 @@ class _Codes:
 
 
 def _pool_codes(table: pa.Table, source_order: list[str], labels: list[str] | None, view: np.ndarray | None) -> _Codes:
-    keys = pc.binary_join_element_wise(table.column("source_dataset"), table.column("source_config"), ":")
-    known = list(dict.fromkeys([*source_order, *pc.unique(keys).to_pylist()]))
+    # the source key ("dataset:config") of each row as an integer, from the two columns' dictionary
+    # codes: no string per row is made (a 2M-row pool would otherwise join 2M strings)
+    ds = pc.dictionary_encode(table.column("source_dataset")).combine_chunks()
+    cfg = pc.dictionary_encode(table.column("source_config")).combine_chunks()
+    pair = ds.indices.to_numpy().astype(np.int64) * max(1, len(cfg.dictionary)) + cfg.indices.to_numpy()
+    present, pair_code = np.unique(pair, return_inverse=True)
+    names = [f"{ds.dictionary[int(x) // max(1, len(cfg.dictionary))].as_py()}:{cfg.dictionary[int(x) % max(1, len(cfg.dictionary))].as_py()}"
+             for x in present]
+    known = list(dict.fromkeys([*source_order, *names]))
+    where = np.asarray([known.index(k) for k in names], dtype=np.int64)
+    key = where[pair_code.reshape(-1)] if len(pair) else np.zeros(0, dtype=np.int64)
     splits = split_order(pc.unique(table.column("source_split")).to_pylist()) if table.num_rows else []
-    codes = [_codes(keys, known), _codes(table.column("output"), labels) if labels else None, _codes(table.column("source_split"), splits)]
+    codes = [key, _codes(table.column("output"), labels) if labels else None, _codes(table.column("source_split"), splits)]
     if view is not None:
         codes = [c[view] if c is not None else None for c in codes]
     return _Codes(known, codes[0], codes[1], splits, codes[2])
@@ -209,3 +218,53 @@ class Selection:
             self._index = self._index[order]
         else:
             self._own = self._own.take(pa.array(order, pa.int64()))
+
+    def rows_between(self, lo: int, hi: int, columns: Sequence[str] | None = None) -> pa.Table:
+        """The chosen rows lo..hi (in the selection's order) as a table of their own, only `columns` when given."""
+        if self._own is not None:
+            t = self._own.slice(lo, hi - lo)
+        else:
+            pool = self.pool.select(list(columns)) if columns is not None else self.pool
+            return pool.take(pa.array(self.view[self._index[lo:hi]], pa.int64()))
+        return t.select(list(columns)) if columns is not None else t
+
+    def rows_at(self, positions: np.ndarray) -> pa.Table:
+        """The chosen rows at these positions of the selection's order."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self._own is not None:
+            return self._own.take(pa.array(positions, pa.int64()))
+        return self.pool.take(pa.array(self.view[self._index[positions]], pa.int64()))
+
+    def split(self, lo: int, hi: int) -> "ChosenSplit":
+        return ChosenSplit(self, lo, hi)
+
+
+WRITE_CHUNK = 131_072  # rows gathered (and written as one parquet row group) at a time
+
+
+@dataclass
+class ChosenSplit:
+    """One output split: rows lo..hi of a Selection, gathered a chunk at a time when written, so a
+    build never holds its output as one more table beside the pool."""
+
+    selection: Selection
+    lo: int
+    hi: int
+
+    @property
+    def num_rows(self) -> int:
+        return self.hi - self.lo
+
+    def batches(self, size: int = WRITE_CHUNK):
+        for a in range(self.lo, self.hi, size):
+            yield self.selection.rows_between(a, min(a + size, self.hi))
+
+    def columns(self, names: Sequence[str]) -> pa.Table:
+        """Only these columns of the split's rows (what counts and the card read)."""
+        return self.selection.rows_between(self.lo, self.hi, names)
+
+    def rows_at(self, positions: np.ndarray) -> pa.Table:
+        return self.selection.rows_at(np.asarray(positions, dtype=np.int64) + self.lo)
+
+    def table(self) -> pa.Table:
+        return self.selection.rows_between(self.lo, self.hi)

@@ -244,7 +244,7 @@ def _run_build(description, options, settings, reporter, push_to_hub, quiet, emb
 
         url = push_folder(result.out, push_to_hub)
         _echo_err(f"pushed to {url}")
-    rows = sum(t.num_rows for t in result.tables.values())
+    rows = sum(result.manifest["rows"].values())
     if not quiet:
         _echo_err(f"wrote {rows} rows to {result.out} in {result.manifest['wall_s']}s")
     click.echo(str(result.out))

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from .allocate import ChosenSplit
 from .core.errors import ConfigError
 from .plan import Plan, save_plans
 from .records import SCHEMA, Row, as_table, concat, count_by
@@ -51,10 +52,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_parquet(path: Path, rows: "list[Row] | pa.Table") -> None:
+def write_parquet(path: Path, rows: "list[Row] | pa.Table | ChosenSplit") -> None:
+    """One split's parquet file, written whole or, for a ChosenSplit, a gathered chunk (row group) at a time."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(as_table(rows).select(SCHEMA.names).cast(SCHEMA), tmp)
+    if isinstance(rows, ChosenSplit):
+        with pq.ParquetWriter(tmp, SCHEMA) as writer:
+            for batch in rows.batches():
+                writer.write_table(batch.select(SCHEMA.names).cast(SCHEMA))
+    else:
+        pq.write_table(as_table(rows).select(SCHEMA.names).cast(SCHEMA), tmp)
     os.replace(tmp, path)
+
+
+COUNTED = ["output", "source_dataset", "source_config", "source_split", "method"]  # the columns the card counts
+
+
+def counted_columns(rows: "list[Row] | pa.Table | ChosenSplit") -> pa.Table:
+    """A split's rows with the columns the card and the counts read (for a ChosenSplit, only those are gathered)."""
+    return rows.columns(COUNTED) if isinstance(rows, ChosenSplit) else as_table(rows)
 
 
 def card_yaml(splits: dict[str, int], spec: TaskSpec, licenses: list[str], sizes: dict[str, int] | None = None, methods: set[str] | None = None) -> dict:
@@ -124,9 +139,9 @@ def metrics_summary(report: dict) -> dict:
     return out
 
 
-def card_body(spec: TaskSpec, rows_by_split: "dict[str, list[Row] | pa.Table]", plans: list[Plan], drops: dict[str, int], usage: dict,
-              metrics: dict | None, relevance: dict | None = None) -> str:
-    tables = {s: as_table(r) for s, r in rows_by_split.items()}
+def card_body(spec: TaskSpec, rows_by_split: "dict[str, list[Row] | pa.Table | ChosenSplit]", plans: list[Plan], drops: dict[str, int],
+              usage: dict, metrics: dict | None, relevance: dict | None = None) -> str:
+    tables = {s: counted_columns(r) for s, r in rows_by_split.items()}
     everything = concat(list(tables.values()))
     by_source = [((d or "(synthetic)", c, sp), n) for (d, c, sp), n in count_by(everything, ["source_dataset", "source_config", "source_split"])]
     lic = {p.dataset: p.license for p in plans}
@@ -173,7 +188,7 @@ def card_body(spec: TaskSpec, rows_by_split: "dict[str, list[Row] | pa.Table]", 
     return "\n".join(parts) + "\n"
 
 
-def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]], plans: list[Plan], *, drops: dict[str, int],
+def write_output(out: Path, spec: TaskSpec, rows_by_split: "dict[str, list[Row] | pa.Table | ChosenSplit]", plans: list[Plan], *, drops: dict[str, int],
                  manifest: dict, metrics: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
@@ -183,13 +198,13 @@ def write_output(out: Path, spec: TaskSpec, rows_by_split: dict[str, list[Row]],
     for old in data.glob("*-?????-of-?????.parquet"):  # the splits of an earlier run (nothing else)
         if not old.is_symlink():
             old.unlink()
-    tables = {s: as_table(r) for s, r in rows_by_split.items()}
-    written = [f"data/{split}-00000-of-00001.parquet" for split in tables]
+    written = [f"data/{split}-00000-of-00001.parquet" for split in rows_by_split]
     record_outputs(out, [*written, "plans.json", "README.md", "manifest.json",
                          *(f"plots/{f}" for f in ((metrics or {}).get("plots") or {}).values())])
-    for split, table in tables.items():
-        write_parquet(data / f"{split}-00000-of-00001.parquet", table)
+    for split, rows in rows_by_split.items():
+        write_parquet(data / f"{split}-00000-of-00001.parquet", rows)
     save_plans(out / "plans.json", spec, plans)
+    tables = {s: counted_columns(r) for s, r in rows_by_split.items()}
     everything = concat(list(tables.values()))
     used = set(pc.unique(everything.column("source_dataset")).to_pylist()) if everything.num_rows else set()
     licenses = sorted({p.license for p in plans if p.keep and p.dataset in used}) or ["unknown"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,7 +28,7 @@ from .stages import Context
 from .stages.candidates import Retriever, find_candidates
 from .stages.plans import plan_sources, report_plans
 from .stages.pools import LLM_CHUNK, cap_of, execute_sources
-from .stages.release import release, shuffle_and_split
+from .stages.release import WrittenSplits, release, shuffle_and_split
 from .stages.selection import select_rows
 from .stages.spec import task_spec
 from .stages.synthetic import top_up
@@ -42,7 +43,7 @@ class BuildResult:
     out: Path
     spec: TaskSpec
     plans: list[Plan]
-    tables: dict[str, pa.Table]  # split -> its rows (records.SCHEMA), as written
+    tables: Mapping[str, pa.Table]  # split -> its rows (records.SCHEMA), read from the parquet written when asked for
     drops: dict[str, int]
     manifest: dict
     dry_run: bool = False
@@ -144,8 +145,10 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
 
     with ctx.timed("execute"):
         executed = execute_sources(kept, ctx)
+    _release_unused()  # what pass 1 and the pools' transients freed goes back to the system before the next stage
     with ctx.timed("curate"):
         selected = select_rows(executed, kept, spec, ctx, curate_fn=curate_fn, embedder=embedder)
+    _release_unused()
     # drops are added with update(), not +, which would lose the filters that dropped nothing (the card lists them)
     chosen, drops, stats = selected.chosen, Counter(executed.drops), {}
     drops.update(selected.drops)
@@ -164,7 +167,13 @@ def _build(description, *, catalog, llm, retriever, options: BuildOptions, rep, 
     manifest = release(description, spec, plans, splits, ctx, drops=drops, executed_rows=executed.rows, relevance=selected.relevance,
                        stats=stats, embedder=embedder, started=started)
     run.set_status("done", rows=manifest["rows"])
-    return BuildResult(options.out, spec, plans, splits, dict(drops), manifest)
+    return BuildResult(options.out, spec, plans, WrittenSplits(options.out, splits), dict(drops), manifest)
+
+
+def _release_unused() -> None:
+    # Arrow's allocator (mimalloc) keeps freed memory for reuse; a stage's transient copies of a large
+    # pool would otherwise stay in the process's footprint for the rest of the build
+    pa.default_memory_pool().release_unused()
 
 
 def _why_none(plans: list[Plan]) -> str:

@@ -507,6 +507,7 @@ def quality_report(
     by_method: bool = True,
     seed: int = 0,
     lexical_rows: int | None = LEXICAL_ROWS,
+    take_rows=None,
 ) -> dict:
     """Every quality measure of `rows`, JSON-serialisable.
 
@@ -518,6 +519,9 @@ def quality_report(
     With `plots_dir`, writes label_distribution.png and embedding_projection.png there and
     lists them under "plots" (file names relative to `plots_dir`). `by_method`: also the lexical
     measures for each method (mapped / llm / synthetic) separately when there is more than one.
+    `take_rows(positions) -> pa.Table`: when given, `rows` may hold only the counted columns (output,
+    method, source_*) and the sampled rows are gathered through it (a large build's output is never
+    one table in memory).
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -538,7 +542,16 @@ def quality_report(
     # the lexical measures read every row of their set (references, n-gram counts): past `lexical_rows`
     # rows they are measured on a seeded sample of that many, and the report says so
     lex = _sample_indices(n, lexical_rows, seed + 2)
-    lex_rows = _take(rows, lex) if len(lex) < n else (table_to_rows(rows) if isinstance(rows, pa.Table) else rows)
+    if take_rows is not None:  # `rows` holds the counted columns; whole rows are gathered only for the samples
+        def take(idx):
+            return table_to_rows(take_rows(np.asarray(idx, dtype=np.int64)))
+
+        lex_rows = take(lex)
+    else:
+        def take(idx):
+            return _take(rows, idx)
+
+        lex_rows = take(lex) if len(lex) < n else (table_to_rows(rows) if isinstance(rows, pa.Table) else rows)
     lex_texts = [row_text(r) for r in lex_rows]
     report.update(_lexical(lex_texts, threshold, sample, seed))
     if len(lex_texts) < n:
@@ -565,7 +578,7 @@ def quality_report(
     emb = None
     idx = _sample_indices(n, embed_sample, seed)
     embedded = lex_rows if len(lex_rows) == n else None  # the rows themselves, when they are all at hand
-    sub_rows = [embedded[i] for i in idx] if embedded is not None else _take(rows, idx)
+    sub_rows = [embedded[i] for i in idx] if embedded is not None else take(idx)
     if embeddings is not None:
         embeddings = np.asarray(embeddings)
         if len(embeddings) != n:

@@ -13,34 +13,62 @@ import random
 import time
 from array import array
 from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .. import __version__
-from ..allocate import Selection
-from ..output import write_output
+from ..allocate import ChosenSplit, Selection
+from ..output import COUNTED, write_output
 from ..plan import BuildRecord, Plan, save_plans
 from ..records import concat, table_to_rows
 from ..task import TaskSpec
 from .context import Context
 
 
-def shuffle_and_split(chosen: Selection, ctx: Context) -> dict[str, pa.Table]:
+def shuffle_and_split(chosen: Selection, ctx: Context) -> dict[str, ChosenSplit]:
+    """The chosen rows in seeded order, cut into splits: the first --validation-fraction of them is
+    validation, the rest train. No string moves until a split is written."""
     order = array("q", range(chosen.num_rows))
     random.Random(ctx.options.seed).shuffle(order)  # the permutation shuffling the rows themselves gave
     chosen.reorder(np.frombuffer(order, dtype=np.int64))
-    return split_rows(chosen.table(), ctx.options.validation_fraction)
+    n, fraction = chosen.num_rows, ctx.options.validation_fraction
+    if fraction <= 0 or n < 2:
+        return {"train": chosen.split(0, n)}
+    n_val = max(1, int(round(n * fraction)))
+    return {"train": chosen.split(n_val, n), "validation": chosen.split(0, n_val)}
 
 
 def split_rows(table: pa.Table, validation_fraction: float) -> dict[str, pa.Table]:
+    """shuffle_and_split's cut over a table (library callers)."""
     if validation_fraction <= 0 or table.num_rows < 2:
         return {"train": table}
     n_val = max(1, int(round(table.num_rows * validation_fraction)))
     return {"train": table.slice(n_val), "validation": table.slice(0, n_val)}
 
 
-def release(description: str, spec: TaskSpec, plans: list[Plan], splits: dict[str, pa.Table], ctx: Context, *, drops: Counter,
+class WrittenSplits(Mapping):
+    """A build's splits as written: each read from its parquet file when asked for (not kept in memory)."""
+
+    def __init__(self, out: Path, splits):
+        self._data, self._names = out / "data", list(splits)
+
+    def __getitem__(self, split: str) -> pa.Table:
+        if split not in self._names:
+            raise KeyError(split)
+        return pq.read_table(self._data / f"{split}-00000-of-00001.parquet")
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def release(description: str, spec: TaskSpec, plans: list[Plan], splits: dict[str, ChosenSplit], ctx: Context, *, drops: Counter,
             executed_rows: int, relevance: dict, stats: dict, embedder=None, started: float) -> dict:
     """Measure and write the set into --out; the manifest it wrote."""
     opts, llm, catalog = ctx.options, ctx.llm, ctx.catalog
@@ -63,13 +91,24 @@ def release(description: str, spec: TaskSpec, plans: list[Plan], splits: dict[st
     with ctx.timed("quality"):
         from ..quality import quality_report
 
-        all_rows = concat(list(splits.values()))
-        metrics = quality_report(all_rows, spec, embedder=embedder, drops=dict(drops), plots_dir=opts.out / "plots", embed_sample=500)
+        # every row's counted columns (the splits in order), whole rows only for the samples the measures read
+        counted = concat([s.columns(COUNTED) for s in splits.values()])
+        parts = list(splits.values())
+        starts = np.cumsum([0] + [s.num_rows for s in parts])
+
+        def take_rows(positions: np.ndarray) -> pa.Table:
+            which = np.searchsorted(starts, positions, side="right") - 1
+            tables = [parts[k].rows_at(positions[which == k] - starts[k]) for k in range(len(parts))]
+            return concat(tables).take(pa.array(np.argsort(np.argsort(which, kind="stable"), kind="stable"), pa.int64()))
+
+        metrics = quality_report(counted, spec, embedder=embedder, drops=dict(drops), plots_dir=opts.out / "plots", embed_sample=500,
+                                 take_rows=take_rows)
     stats = dict(stats)
     if embedder is not None and spec.examples and "example_coverage" not in stats:
         from ..coverage import example_coverage
 
-        stats["example_coverage"] = example_coverage(table_to_rows(all_rows), spec.examples, embedder).to_dict()
+        everything = take_rows(np.arange(counted.num_rows, dtype=np.int64))
+        stats["example_coverage"] = example_coverage(table_to_rows(everything), spec.examples, embedder).to_dict()
     metrics.update(stats)
     manifest["quality"] = {k: v for k, v in metrics.items() if k not in ("by_source_config",)}
     with ctx.timed("output"):
