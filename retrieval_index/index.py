@@ -23,7 +23,9 @@ import numpy as np
 from datatune.core.errors import CatalogError
 from datatune.core.types import Catalog, DatasetEntry
 
+from . import ann as _ann
 from . import store
+from .ann import AnnSet
 from .dense import DIM, SPLIT_ROWS, Encoder, ScoringMatrix
 from .documents import Document, config_labels, documents_for
 from .explain import query_terms, why
@@ -72,17 +74,25 @@ class BuildStats:
     reused: int = 0  # vectors taken from the previous index
     seconds: float = 0.0
     loaded: bool = False  # True when load_or_build found the saved index current
+    ann: dict | None = None  # per dense role: vectors in its graph, added / removed / reused this build (ann.py)
+    ann_seconds: float = 0.0  # building the graphs
 
 
 class RetrievalIndex:
     """Search over a catalog's cards and schemas. Build with `load_or_build(catalog)`.
 
     One index serves one thread at a time (searches set torch's thread count while they run).
+
+    Dense search is exact below `ann.EXACT_BELOW` vectors and reads HNSW candidates from it on (ann.py);
+    `use_ann(False)` makes a large index search exactly (what the benchmark compares against).
     """
+
+    ann_candidates = 400  # rows asked of a graph at first (x4 until the rankers' depth is covered)
 
     def __init__(self, *, entries: list[DatasetEntry], docs: list[tuple[int, str, str, int, int]], lexical: Lexical,
                  vectors: np.ndarray, row_keys: list[str], fingerprint: str, location: str, samples: dict[str, dict[str, dict]],
-                 encoder: Encoder | None = None, weights: Weights = DEFAULT_WEIGHTS, stats: BuildStats | None = None):
+                 encoder: Encoder | None = None, weights: Weights = DEFAULT_WEIGHTS, stats: BuildStats | None = None,
+                 ann: AnnSet | None = None):
         self.entries = entries
         self.lexical = lexical
         self.vectors = vectors
@@ -120,6 +130,32 @@ class RetrievalIndex:
         self._masks: OrderedDict[Filters, np.ndarray] = OrderedDict()
         self._langs: dict[frozenset, np.ndarray] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._tag_rows = np.asarray(sorted({row_of[text_hash(t)] for e in entries for t in tag_texts(e) if text_hash(t) in row_of}),
+                                    dtype=np.int64)
+        self.ann = ann  # None: exact search (the usual case below EXACT_BELOW vectors)
+        self._ann_on = ann is not None
+        self._role_allowed: OrderedDict[Filters, dict[str, np.ndarray]] = OrderedDict()
+
+    @staticmethod
+    def role_rows(docs: Sequence[tuple]) -> dict[str, np.ndarray]:
+        """The matrix rows each dense role searches: dataset descriptions, config task sentences."""
+        return {"dense": np.unique(np.asarray([d[3] for d in docs], dtype=np.int64)),
+                "task": np.unique(np.asarray([d[4] for d in docs], dtype=np.int64))}
+
+    def use_ann(self, on: bool = True) -> None:
+        """Search through the HNSW graphs (when the index has them) or exactly over every vector."""
+        self._ann_on = bool(on) and self.ann is not None
+
+    def build_ann(self, threads: int = 0) -> AnnSet:
+        """Build the HNSW graphs in memory for an index that has none (one below EXACT_BELOW vectors:
+        the benchmark and the tests compare the two paths on it), and search through them."""
+        self.ann = AnnSet.build(self.vectors, self.role_rows(self._docs), self.row_keys, threads=threads)
+        self._ann_on = True
+        return self.ann
+
+    @property
+    def dense_mode(self) -> str:
+        return "ann" if self._ann_on else "exact"
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -215,8 +251,13 @@ class RetrievalIndex:
 
         doc_rows = [(owner[j], d.config, d.kind, row_of[d.key], row_of[d.task_key]) for j, d in enumerate(docs)]
         stats = BuildStats(len(entries), len(docs), len(keys), len(todo), len(keys) - len(todo), 0.0)
+        ann = None
+        if len(keys) >= _ann.EXACT_BELOW:  # graphs of the previous build are updated, not rebuilt (ann.py)
+            t1 = time.perf_counter()
+            ann = AnnSet.build(vectors, cls.role_rows(doc_rows), keys, previous=folder / "ann" if prev_vectors else None)
+            stats.ann, stats.ann_seconds = ann.stats, time.perf_counter() - t1
         index = cls(entries=entries, docs=doc_rows, lexical=lexical, vectors=vectors, row_keys=keys, fingerprint=fp,
-                    location=catalog.location, samples=all_samples, encoder=encoder, stats=stats)
+                    location=catalog.location, samples=all_samples, encoder=encoder, stats=stats, ann=ann)
         if save:
             index.save(folder)
         stats.seconds = time.perf_counter() - t0
@@ -231,7 +272,8 @@ class RetrievalIndex:
             "row_keys": self.row_keys, "samples": {hashes[k]: v for k, v in self.samples.items()},
             "sample_ids": {hashes[k]: k for k in self.samples},
         }
-        store.save(folder, meta, self.entries, self.vectors, {"lexical": self.lexical})
+        parts = {"lexical": self.lexical, **({"ann": self.ann} if self.ann is not None else {})}
+        store.save(folder, meta, self.entries, self.vectors, parts)
 
     @classmethod
     def load(cls, folder: Path, *, encoder: Encoder | None = None) -> "RetrievalIndex":
@@ -240,9 +282,15 @@ class RetrievalIndex:
             raise FileNotFoundError(f"no index at {folder}")
         entries = store.read_entries(folder)
         samples = {meta["sample_ids"][h]: v for h, v in meta["samples"].items()}
-        return cls(entries=entries, docs=[tuple(d) for d in meta["docs"]], lexical=Lexical.load(folder / "lexical"),
-                   vectors=store.read_vectors(folder), row_keys=meta["row_keys"], fingerprint=meta["fingerprint"], location=meta["location"],
-                   samples=samples, encoder=encoder)
+        docs = [tuple(d) for d in meta["docs"]]
+        vectors = store.read_vectors(folder)
+        ann = None
+        if len(vectors) >= _ann.EXACT_BELOW:  # the saved graphs, memory-mapped; built here if missing or stale
+            rows = cls.role_rows(docs)
+            ann = AnnSet.load(folder / "ann", rows, meta["row_keys"]) or AnnSet.build(vectors, rows, meta["row_keys"])
+        return cls(entries=entries, docs=docs, lexical=Lexical.load(folder / "lexical"),
+                   vectors=vectors, row_keys=meta["row_keys"], fingerprint=meta["fingerprint"], location=meta["location"],
+                   samples=samples, encoder=encoder, ann=ann)
 
     # -- searching ----------------------------------------------------------------------------
     def mask(self, filters: Filters | None) -> np.ndarray | None:
@@ -279,7 +327,9 @@ class RetrievalIndex:
                  label_query: str | None = None) -> "Rankings":
         """Each ranker's top result groups for a query, before fusion (also what tuning reads)."""
         mask = self.mask(filters)
-        starts = self.group_start
+        if self._ann_on:
+            return self._rankings_ann(query, filters, mask, labels=labels, query_vector=query_vector, depth=depth, margin=margin,
+                                      label_query=label_query)
         # Two threads: the worker encodes the query (torch, one thread) while this one does the
         # lexical side; then each computes the cosines of half the vectors.
         n = self._scoring.rows
@@ -309,6 +359,11 @@ class RetrievalIndex:
         self._scoring.score(vector.result(), sims, split, n)
         if pending is not None:
             pending.result()
+        return self._fuse_lists(sims, mask, lexical, label, lex, lab, depth, margin)
+
+    def _fuse_lists(self, sims, mask, lexical, label, lex, lab, depth, margin) -> "Rankings":
+        """The dense rankers' lists from the row cosines (-inf: absent), with the lexical and label lists."""
+        starts = self.group_start
         if self._task_per_group:  # the usual case: every config of a kind has the same task sentence
             task = sims[self._group_task_row]
         else:
@@ -331,6 +386,83 @@ class RetrievalIndex:
             "tags": top(tag, depth),
         }
         return Rankings(lists, {"lexical": lex, "labels": lab}, mask)
+
+    def _rankings_ann(self, query, filters, mask, *, labels, query_vector, depth, margin, label_query) -> "Rankings":
+        """As `rankings`, the dense roles read from their graphs: each role's candidates are rescored
+        exactly and the rest of its rows are absent. Candidates are asked for until they cover more
+        than `depth` allowed result groups (so every ranker's list and its cut are those of exact
+        search, up to the graph's recall); a filter that leaves few rows is searched exactly over them."""
+        sims = np.full(self._scoring.rows, -np.inf, dtype=np.float32)
+        allowed = self._allowed_rows(filters, mask)
+        vector: Future = Future()
+
+        def dense_side():
+            try:
+                qv = self.encoder.encode_query(query) if query_vector is None else query_vector
+            except BaseException as e:
+                vector.set_exception(e)
+                raise
+            vector.set_result(qv)
+            self._ann_role(qv, "dense", sims, mask, allowed, depth)
+
+        pending = self._worker().submit(dense_side) if query_vector is None else None
+        if pending is None:
+            dense_side()
+        lex = self.lexical.scores(query)
+        lab = self.labels.scores(query if label_query is None else label_query, labels)
+        if mask is not None:
+            lex[~mask] = 0
+            lab[~mask] = 0
+        lexical = top(self._group_max(lex), depth)
+        label = top(self._group_max(lab), depth)
+        qv = vector.result()
+        self._ann_role(qv, "task", sims, mask, allowed, depth)
+        if self._tag_rows.size:
+            sims[self._tag_rows] = self._scoring.score_rows(qv, self._tag_rows)
+        if pending is not None:
+            pending.result()
+        return self._fuse_lists(sims, mask, lexical, label, lex, lab, depth, margin)
+
+    def _ann_role(self, qv: np.ndarray, role: str, sims: np.ndarray, mask, allowed: dict | None, depth: int) -> None:
+        graph = self.ann[role]
+        if allowed is not None:
+            rows = allowed[role]
+            want = -(-self.ann_candidates * len(graph) // max(1, rows.size))  # candidates to expect enough allowed ones
+            if rows.size <= _ann.EXACT_BELOW // 4 or want >= len(graph) // 4:
+                sims[rows] = self._scoring.score_rows(qv, rows)
+                return
+        else:
+            want = self.ann_candidates
+        k = max(want, depth + 1)
+        while True:
+            rows = graph.candidates(qv, k)
+            sims[rows] = self._scoring.score_rows(qv, rows)
+            if k >= len(graph) or self._covered(sims, role, mask) > depth:
+                return
+            k *= 4
+
+    def _covered(self, sims: np.ndarray, role: str, mask) -> int:
+        """How many (allowed) result groups the role's scored rows reach."""
+        if role == "dense":
+            hit = np.isfinite(sims[self._group_row])
+        elif self._task_per_group:
+            hit = np.isfinite(sims[self._group_task_row])
+        else:
+            hit = np.logical_or.reduceat(np.isfinite(sims[self.doc_task_row]), self.group_start)
+        if mask is not None:
+            hit &= np.logical_or.reduceat(mask, self.group_start)
+        return int(np.count_nonzero(hit))
+
+    def _allowed_rows(self, filters, mask) -> dict[str, np.ndarray] | None:
+        """Per dense role, the rows of the documents the filters allow (cached per filter set)."""
+        if mask is None:
+            return None
+        if filters not in self._role_allowed:
+            self._role_allowed[filters] = {"dense": np.unique(self.doc_row[mask]).astype(np.int64),
+                                           "task": np.unique(self.doc_task_row[mask]).astype(np.int64)}
+            if len(self._role_allowed) > 32:
+                self._role_allowed.popitem(last=False)
+        return self._role_allowed[filters]
 
     def _group_max(self, scores: np.ndarray) -> np.ndarray:
         """Per result group, the best score of its documents (label match scores nothing for most queries)."""
