@@ -15,11 +15,11 @@ import click
 
 from . import __version__
 from .core.errors import DatatuneError
-from .core.settings import Settings, debug_enabled
+from .core.settings import Settings, debug_enabled, no_color
 
 
 def _echo_err(msg: str) -> None:
-    click.echo(msg, err=True, color=None if not os.environ.get("NO_COLOR") else False)
+    click.echo(msg, err=True, color=False if no_color() else None)
 
 
 def _reporter(quiet: bool, as_json: bool):
@@ -29,7 +29,7 @@ def _reporter(quiet: bool, as_json: bool):
         return JsonReporter()
     if quiet:
         return Reporter()
-    return TqdmReporter(color=not os.environ.get("NO_COLOR"))
+    return TqdmReporter(color=not no_color())
 
 
 def _quiet_libraries() -> None:

@@ -59,3 +59,20 @@ def test_datatune_imports_errors_from_the_core_not_the_public_alias():
     bad = [name for path, name in modules() if name.startswith("datatune") and name != "datatune.errors"
            for target, _ in imports(path, name) if target == "datatune.errors"]
     assert not bad, bad
+
+
+def test_the_environment_is_read_in_one_place():
+    """Only core/settings.py reads environment variables (os.environ.get / os.getenv / os.environ[...]);
+    other modules may set defaults for libraries (setdefault) or pass a copy to a child process."""
+    bad = []
+    for path, name in modules():
+        if name in ("datatune.core.settings",) or not name.startswith("datatune"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            call = node.func if isinstance(node, ast.Call) else None
+            if isinstance(call, ast.Attribute) and (
+                (call.attr == "get" and ast.unparse(call.value) == "os.environ") or ast.unparse(call) == "os.getenv"):
+                bad.append(f"{name}:{node.lineno}")
+            if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ" and isinstance(node.ctx, ast.Load):
+                bad.append(f"{name}:{node.lineno}")
+    assert not bad, bad

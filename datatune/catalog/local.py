@@ -482,11 +482,9 @@ def _inside(repo: Path, pattern: str) -> bool:
 
 def _datasets_cache_root() -> Path:
     """Where `datasets` keeps prepared data, read now (tests and users set HF_HOME after import)."""
-    if os.environ.get("HF_DATASETS_CACHE"):
-        return Path(os.environ["HF_DATASETS_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "datasets"
-    return Path(datasets.config.HF_DATASETS_CACHE)
+    from ..core.settings import datasets_cache_override
+
+    return datasets_cache_override() or Path(datasets.config.HF_DATASETS_CACHE)
 
 
 def files_fingerprint(repo: Path) -> str:

@@ -37,6 +37,21 @@ def models_dir_override() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def no_color() -> bool:
+    """NO_COLOR set (any value, https://no-color.org): no colour in what the CLI prints."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def datasets_cache_override() -> Path | None:
+    """Where `datasets` keeps prepared data when HF_DATASETS_CACHE or HF_HOME says so, read now
+    (tests and users set HF_HOME after `datasets` was imported); None = datasets' own default."""
+    if os.environ.get("HF_DATASETS_CACHE"):
+        return Path(os.environ["HF_DATASETS_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "datasets"
+    return None
+
+
 def ray_address() -> str | None:
     """DATATUNE_RAY_ADDRESS: the Ray cluster `--engine ray` joins (HOST:PORT, ray://HOST:PORT or auto); None = a local Ray."""
     return os.environ.get("DATATUNE_RAY_ADDRESS", "").strip() or None
