@@ -114,18 +114,22 @@ def _compiled(plan, features) -> _Mapper:
     return _Mapper(compile_plan(plan, features))
 
 
-def _windows(ds: datasets.Dataset, batch_size: int) -> Iterator[list[pa.Table]]:
-    """`ds`'s rows as lists of batch_size-row Arrow tables, about WINDOW_BYTES of source per list.
+def _windows(ds: datasets.Dataset, batch_size: int, cpus: int) -> Iterator[list[pa.Table]]:
+    """`ds`'s rows as lists of Arrow tables (the blocks of one Ray dataset), about WINDOW_BYTES of source per list.
 
     A window is a zero-copy slice of the split's memory-mapped table (a gather only where `ds` has an
-    indices mapping), so the driver never holds more than one window of its own."""
+    indices mapping), so the driver never holds more than one window of its own. A block is a whole
+    number of batches, about four per CPU of the cluster in a window: fewer, larger tasks than one per
+    batch (a task costs milliseconds of scheduling), enough of them to keep every worker busy."""
     n = len(ds)
     per_row = max(1, ds.data.nbytes // max(1, ds.data.num_rows))
     rows = max(batch_size, (WINDOW_BYTES // per_row) // batch_size * batch_size)
     arrow = ds.with_format("arrow")
     for start in range(0, n, rows):
         table = arrow[start:min(n, start + rows)]
-        yield [table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)]
+        batches = -(-table.num_rows // batch_size)
+        block = batch_size * max(1, -(-batches // (4 * cpus)))
+        yield [table.slice(i, block) for i in range(0, table.num_rows, block)]
 
 
 class RayEngine:
@@ -139,7 +143,8 @@ class RayEngine:
 
         ds = ds.select_columns([c for c in mapper.columns if c in ds.column_names])
         fn = _Mapper(mapper)
-        for window in _windows(ds, batch_size):
+        cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        for window in _windows(ds, batch_size, cpus):
             rd = ray.data.from_arrow(window)
             ctx = rd.context
             ctx.execution_options.preserve_order = True  # the mapped batches in source order
