@@ -83,11 +83,11 @@ class RetrievalIndex:
 
     One index serves one thread at a time (searches set torch's thread count while they run).
 
-    Dense search is exact below `ann.EXACT_BELOW` vectors and reads HNSW candidates from it on (ann.py);
+    Dense search is exact below `ann.EXACT_BELOW` vectors and reads inverted-file (faiss IVF) candidates from it on (ann.py);
     `use_ann(False)` makes a large index search exactly (what the benchmark compares against).
     """
 
-    ann_candidates = 400  # rows asked of a graph at first (x4 until the rankers' depth is covered)
+    ann_candidates = 400  # rows asked of an ANN index at first (x4 until the rankers' depth is covered)
 
     def __init__(self, *, entries: list[DatasetEntry], docs: list[tuple[int, str, str, int, int]], lexical: Lexical,
                  vectors: np.ndarray, row_keys: list[str], fingerprint: str, location: str, samples: dict[str, dict[str, dict]],
@@ -143,11 +143,11 @@ class RetrievalIndex:
                 "task": np.unique(np.asarray([d[4] for d in docs], dtype=np.int64))}
 
     def use_ann(self, on: bool = True) -> None:
-        """Search through the HNSW graphs (when the index has them) or exactly over every vector."""
+        """Search through the ANN indexes (when the index has them) or exactly over every vector."""
         self._ann_on = bool(on) and self.ann is not None
 
     def build_ann(self, threads: int = 0) -> AnnSet:
-        """Build the HNSW graphs in memory for an index that has none (one below EXACT_BELOW vectors:
+        """Build the ANN indexes in memory for an index that has none (one below EXACT_BELOW vectors:
         the benchmark and the tests compare the two paths on it), and search through them."""
         self.ann = AnnSet.build(self.vectors, self.role_rows(self._docs), self.row_keys, threads=threads)
         self._ann_on = True
@@ -252,7 +252,7 @@ class RetrievalIndex:
         doc_rows = [(owner[j], d.config, d.kind, row_of[d.key], row_of[d.task_key]) for j, d in enumerate(docs)]
         stats = BuildStats(len(entries), len(docs), len(keys), len(todo), len(keys) - len(todo), 0.0)
         ann = None
-        if len(keys) >= _ann.EXACT_BELOW:  # graphs of the previous build are updated, not rebuilt (ann.py)
+        if len(keys) >= _ann.EXACT_BELOW:  # the previous build's ANN indexes are patched, not rebuilt (ann.py)
             t1 = time.perf_counter()
             ann = AnnSet.build(vectors, cls.role_rows(doc_rows), keys, previous=folder / "ann" if prev_vectors else None)
             stats.ann, stats.ann_seconds = ann.stats, time.perf_counter() - t1
@@ -285,7 +285,7 @@ class RetrievalIndex:
         docs = [tuple(d) for d in meta["docs"]]
         vectors = store.read_vectors(folder)
         ann = None
-        if len(vectors) >= _ann.EXACT_BELOW:  # the saved graphs, memory-mapped; built here if missing or stale
+        if len(vectors) >= _ann.EXACT_BELOW:  # the saved ANN indexes; built here if missing or stale
             rows = cls.role_rows(docs)
             ann = AnnSet.load(folder / "ann", rows, meta["row_keys"]) or AnnSet.build(vectors, rows, meta["row_keys"])
         return cls(entries=entries, docs=docs, lexical=Lexical.load(folder / "lexical"),
@@ -388,10 +388,10 @@ class RetrievalIndex:
         return Rankings(lists, {"lexical": lex, "labels": lab}, mask)
 
     def _rankings_ann(self, query, filters, mask, *, labels, query_vector, depth, margin, label_query) -> "Rankings":
-        """As `rankings`, the dense roles read from their graphs: each role's candidates are rescored
+        """As `rankings`, the dense roles read from their ANN indexes: each role's candidates are rescored
         exactly and the rest of its rows are absent. Candidates are asked for until they cover more
         than `depth` allowed result groups (so every ranker's list and its cut are those of exact
-        search, up to the graph's recall); a filter that leaves few rows is searched exactly over them."""
+        search, up to the ANN index's recall); a filter that leaves few rows is searched exactly over them."""
         sims = np.full(self._scoring.rows, -np.inf, dtype=np.float32)
         allowed = self._allowed_rows(filters, mask)
         vector: Future = Future()
