@@ -6,6 +6,7 @@ subjects) travel with it as siblings, so one plan covers them all.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -18,6 +19,8 @@ from .progress import Reporter
 
 RERANK_VOTES = 5
 RERANK_TOP = 8
+# label words that name no kind of task (the words datatune.query leaves out of a task's label list)
+GENERIC_LABELS = frozenset({"yes", "no", "true", "false", "not", "other", "none", "neither"})
 
 
 def llm_voter(llm: LLM, *, temperature: float = 0.0):
@@ -46,6 +49,16 @@ def llm_voter(llm: LLM, *, temperature: float = 0.0):
         return llm.structured(messages, Answer, stage="rerank", temperature=temperature).dataset
 
     return vote
+
+
+def without_generic_labels(text: str) -> str:
+    """The label text without the words every yes/no or true/false config has as labels.
+
+    "Answer "Yes" if these sentences are a paraphrase ..., otherwise answer "No"": label matching
+    then finds circa (a yes/no dataset) for any such definition; what the labels mean is in the
+    rest of the text. The task's label list already leaves these words out (`datatune.query`).
+    """
+    return " ".join(w for w in text.split() if re.sub(r"\W", "", w).lower() not in GENERIC_LABELS)
 
 
 def _config_has_rows(hit) -> bool:
@@ -90,6 +103,8 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
                  examples: list[str] | None = None, label_query: str | None = None) -> list[Candidate]:
         from retrieval_index.filters import Filters
 
+        if label_query:
+            label_query = without_generic_labels(label_query)
         base = dict(exclude=list(exclude), benchmark=benchmark)
         filters = Filters.make(**base) if (exclude or benchmark) else None
         hits = index().search(query, k=k, filters=filters, labels=labels or (), languages=languages, label_query=label_query)

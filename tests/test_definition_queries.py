@@ -24,3 +24,20 @@ def test_a_clitic_no_longer_matches_a_card_full_of_contractions():
     scores = lex.scores("They won't buy it, I'm told.")
     assert scores[0] == 0
     assert lex.scores("Is the sentence grammatical? It won't parse.")[1] > 0
+
+
+def test_label_text_leaves_out_yes_and_no():
+    from datatune.retrieve import without_generic_labels
+
+    text = without_generic_labels('Answer "Yes" if these sentences are a paraphrase of one another, otherwise answer "No".')
+    assert "Yes" not in text and '"No".' not in text and "paraphrase" in text
+
+
+def test_long_label_words_are_not_prefixes_of_query_words():
+    from retrieval_index.labels import LabelMatch
+
+    m = LabelMatch([["other", "count"], ["LOC", "NUM"]])
+    found = m.matches("otherwise the country names a location and a number")
+    assert "otherwise" not in found and "country" not in found  # 'other', 'count' start other words
+    assert list(found["location"]) == [1] and list(found["number"]) == [1]  # abbreviations still match
+    assert list(m.matches("no other label")["other"]) == [0]  # a whole word still matches
