@@ -12,6 +12,8 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, create_model
 
+from retrieval_index.popularity import prefer_used
+
 from .core.types import Catalog
 from .llm import LLM
 from .planner import Candidate, clip
@@ -128,6 +130,7 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
                 return Hit(dataset_id, config, 0.0, ("rows near the examples",), e, (config,))
 
             hits = fuse(hits, examples, rows_matcher(), lookup=lookup)[: max(k, len(hits))]
+        hits = prefer_used(hits, lambda h: h.entry.downloads)  # among those that fit, the one the Hub's users use
         if vote is not None and hits:
             from retrieval_index.rerank import rerank
 

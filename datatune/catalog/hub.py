@@ -49,6 +49,7 @@ def entry_from_info(info) -> DatasetEntry:
     e.size_categories = tuple(meta.get("size_categories") or ())
     e.summary = summary[:1500]
     e.configs = configs_from_meta(meta)
+    e.downloads, e.likes = getattr(info, "downloads", None), getattr(info, "likes", None)
     e.last_modified = str(getattr(info, "last_modified", "") or "")  # type: ignore[attr-defined]
     return e
 

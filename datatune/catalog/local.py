@@ -31,13 +31,14 @@ from ..core.errors import CatalogError, DatasetLoadError
 from ..core.files import atomic_write_text
 from ..core.types import ConfigInfo, DatasetEntry, Feature, entry_from_json, entry_to_json, features_from_datasets, label_names
 from .sections import config_sections, info_descriptions
+from .usage import read_usage, usage_file, with_usage
 
 log = logging.getLogger(__name__)
 
 _FRONT = re.compile(r"^---\s*\n(.*?)\n---\s*\n?", re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_CACHE_VERSION = "3"  # 2: ConfigInfo.has_rows; cards merged with their rows folder. 3: ConfigInfo.description
+_CACHE_VERSION = "4"  # 2: ConfigInfo.has_rows; cards merged with their rows folder. 3: ConfigInfo.description. 4: usage counts
 # Aliases may add this many YAML nodes beyond those written (mconala's shared `features: *id001`
 # adds a few dozen); a billion-laughs card adds hundreds of millions.
 MAX_ALIAS_NODES = 50_000
@@ -294,6 +295,10 @@ class LocalCatalog:
                 if f.is_file():
                     st = f.stat()
                     h.update(f"{name}|{rows}|{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        usage = usage_file(self.path)
+        if usage is not None:
+            st = usage.stat()
+            h.update(f"usage|{usage.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()[:16]
 
     def entries(self) -> list[DatasetEntry]:
@@ -354,6 +359,9 @@ class LocalCatalog:
         for name, (meta, prose) in cards.items():
             if name not in merged:
                 entries.append(entry_from_meta(name, meta, prose, has_rows=False, infos=infos[(name, False)]))
+        usage = usage_file(self.path)
+        if usage is not None:
+            entries = with_usage(entries, read_usage(usage))
         f = self._cache_file()
         if f is not None:
             atomic_write_text(f, json.dumps([entry_to_json(e) for e in entries]))

@@ -56,6 +56,9 @@ class DatasetEntry:
     summary: str = ""  # the card's prose, trimmed
     configs: tuple[ConfigInfo, ...] = ()
     has_rows: bool = False  # True when the catalog has rows for at least one config (see ConfigInfo.has_rows)
+    # how much the Hub's users use it (the Hub API's `downloads`, `likes`); None when unknown
+    downloads: int | None = None
+    likes: int | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -147,7 +150,7 @@ def entry_to_json(e: DatasetEntry) -> dict:
         "id": e.id, "aliases": list(e.aliases), "pretty_name": e.pretty_name,
         "task_categories": list(e.task_categories), "task_ids": list(e.task_ids), "languages": list(e.languages),
         "licenses": list(e.licenses), "size_categories": list(e.size_categories), "summary": e.summary,
-        "has_rows": e.has_rows,
+        "has_rows": e.has_rows, "downloads": e.downloads, "likes": e.likes,
         "configs": [
             {"name": c.name, "splits": dict(c.splits), "has_rows": c.has_rows, "description": c.description,
              "features": [[f.name, f.dtype, [str(x) for x in f.labels]] for f in c.features]}
@@ -164,4 +167,4 @@ def entry_from_json(d: dict) -> DatasetEntry:
     )
     tup = {k: tuple(d.get(k) or ()) for k in ("aliases", "task_categories", "task_ids", "languages", "licenses", "size_categories")}
     return DatasetEntry(id=d["id"], pretty_name=d.get("pretty_name", ""), summary=d.get("summary", ""), has_rows=d.get("has_rows", False),
-                        configs=configs, **tup)
+                        configs=configs, downloads=d.get("downloads"), likes=d.get("likes"), **tup)
