@@ -12,9 +12,10 @@ decision the evaluation makes (the highest-scoring option wins).
   other rows as negatives.
 - A row whose output is a letter without options in its input can't be used: it is counted, not guessed.
 
-`--student MODEL` (a Hugging Face causal LM id or path, on a GPU with peft + bitsandbytes installed)
-fine-tunes that model with QLoRA instead and scores each option by its log-likelihood, as the paper's
-Mistral-7B student was; see `QLoRAStudent`.
+The same-model student (`LoRAStudent`, issue 18): one causal LM (on CPU the embedded
+Qwen2.5-Coder-0.5B-Instruct, dequantized from its GGUF) read prompted few-shot and LoRA-tuned on a set's
+rows, both scoring each option by its log-likelihood, as the paper compares Mistral-7B few-shot with
+Mistral-7B fine-tuned (QLoRA) on each set. `LoRAConfig.paper()` is that run's settings for a GPU.
 """
 
 from __future__ import annotations
@@ -244,105 +245,460 @@ class CrossEncoderStudent:
         return best_per_group(scores, [len(it.options) for it in items])
 
 
-class QLoRAStudent:
-    """A causal LM fine-tuned with QLoRA (4-bit base + LoRA adapters), the paper's kind of student.
+def _passthrough_class():
+    import torch
 
-    Needs a GPU and `peft`, `bitsandbytes`, `accelerate` (not installed here). Each group trains on
-    "{description}\\n\\n{input}\\nAnswer: {answer}" with the loss on the answer tokens only; an item is
-    scored by the summed log-likelihood of each option's answer (its letter for lettered items, else its
-    text), BIG-bench's multiple_choice_grade procedure.
+    class PassThrough(torch.nn.Module):
+        """A decoder layer that returns its input: the layers below (or above) the ones that run."""
+
+        def forward(self, hidden_states, *args, **kwargs):
+            return hidden_states
+
+    return PassThrough
+
+
+# -- the same-model student: a causal LM with LoRA, options scored by log-likelihood ---------------
+@dataclass
+class LoRAConfig:
+    """How the LoRA student trains and reads. The defaults are sized for 2 CPU cores (see NOTES.md,
+    "Same-model student"); `paper()` is the paper's kind of run for a GPU."""
+
+    epochs: int = 3
+    batch: int = 4  # rows per optimizer step
+    lr: float = 5e-4
+    max_length: int = 192  # tokens of one training / zero-shot prompt + answer (the item text is cut from its start)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_layers: int = 8  # LoRA on the top K decoder layers only (0 = every layer): backward stops there
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    dtype: str = "float32"
+    quant_4bit: bool = False  # QLoRA (NF4 base; CUDA and bitsandbytes only)
+    max_steps: int | None = None  # stop after this many steps (tests)
+    few_shot_length: int = 576  # the few-shot prompt holds the task's examples too
+
+    @classmethod
+    def paper(cls) -> LoRAConfig:
+        """The paper's student: QLoRA, r=16 on the attention projections of every layer, 1,024 tokens."""
+        return cls(epochs=3, batch=8, lr=2e-4, max_length=1024, lora_r=16, lora_alpha=32, lora_layers=0,
+                   targets=("q_proj", "k_proj", "v_proj", "o_proj"), dtype="bfloat16", quant_4bit=True, few_shot_length=3072)
+
+
+def dequantized_model_dir(key_or_gguf: str, cache: str | os.PathLike | None = None) -> str:
+    """A transformers folder for an embedded model key or a GGUF file: dequantized once (transformers
+    reads GGUF weights; float32) and kept as safetensors in the cache, so later loads take a second."""
+    from pathlib import Path
+
+    from datatune.llm.embedded import ensure_model
+
+    gguf = ensure_model(key_or_gguf)
+    root = Path(cache or os.environ.get("DATATUNE_BENCH_CACHE") or Path.home() / ".cache" / "datatune-bench")
+    out = root / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+    if (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file():
+        return str(out)
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tok.save_pretrained(tmp)
+    model.config.save_pretrained(tmp)
+    sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if getattr(model.config, "tie_word_embeddings", False):
+        sd.pop("lm_head.weight", None)
+    save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    import shutil
+
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+    return str(out)
+
+
+def resolve_student_model(name: str) -> str:
+    """An embedded model key or a .gguf path becomes a dequantized folder; anything else is a transformers id/path."""
+    try:
+        from datatune.llm.embedded import EMBEDDED_MODELS
+    except ImportError:  # pragma: no cover
+        EMBEDDED_MODELS = {}
+    if name in EMBEDDED_MODELS or str(name).lower().endswith(".gguf"):
+        return dequantized_model_dir(name)
+    return name
+
+
+class LoRAStudent:
+    """One causal LM read two ways, as the paper compares them: prompted few-shot (the base model, the
+    task's examples as earlier chat turns) and fine-tuned with LoRA on a set's rows (then prompted
+    zero-shot in the training format). Each option is scored by the summed log-likelihood of its answer
+    text after the prompt (its letter for lettered items, else the option), BIG-bench's
+    multiple_choice_grade procedure; the highest wins.
+
+    The prompt is the model's chat format: user = "{description}\\n\\n{input}", assistant = the answer.
+    Training puts the loss on the answer tokens and the end-of-turn token only.
     """
 
-    kind = "qlora"
+    kind = "lora"
 
-    def __init__(self, model_id: str, *, description: str, seed: int = 0, max_length: int = 1024, lora_r: int = 16):
-        try:
-            import torch
-            from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-            from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-        except ImportError as e:  # pragma: no cover - optional path
-            raise RuntimeError(f"--student {model_id} needs peft, bitsandbytes and accelerate ({e.name} is missing): "
-                               "pip install peft bitsandbytes accelerate") from e
-        if not torch.cuda.is_available():  # pragma: no cover
-            raise RuntimeError("--student with a causal LM needs a CUDA GPU (4-bit QLoRA)")
-        torch.manual_seed(seed)
+    def __init__(self, model: str | object, *, device: str = "cpu", config: LoRAConfig | None = None, seed: int = 0,
+                 description: str = "", tokenizer=None, log=None):
+        import torch
+
         self.torch = torch
-        self.description = description
-        self.max_length = max_length
-        self.tok = AutoTokenizer.from_pretrained(model_id)
-        if self.tok.pad_token is None:
-            self.tok.pad_token = self.tok.eos_token
-        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                 bnb_4bit_compute_dtype=torch.bfloat16)
-        model = AutoModelForCausalLM.from_pretrained(model_id, quantization_config=bnb, device_map={"": 0})
-        model = prepare_model_for_kbit_training(model)
-        cfg = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05, task_type="CAUSAL_LM",
-                         target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
-        self.model = get_peft_model(model, cfg)
+        self.cfg = config or LoRAConfig()
+        self.device = device
         self.seed = seed
+        self.description = description
+        self.log = log or (lambda m: None)
+        if device == "cpu":
+            _set_threads()
+        if isinstance(model, str):
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    def _prompt(self, text: str) -> str:
-        return f"{self.description}\n\n{text}\nAnswer:"
+            self.model_name = model
+            path = resolve_student_model(model)
+            kwargs: dict = {"dtype": getattr(torch, self.cfg.dtype)}
+            if self.cfg.quant_4bit:
+                if device != "cuda":
+                    raise RuntimeError("4-bit QLoRA needs --device cuda")
+                from transformers import BitsAndBytesConfig
+
+                kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                                                   bnb_4bit_compute_dtype=torch.bfloat16)
+                kwargs["device_map"] = {"": 0}
+            t0 = time.perf_counter()
+            base = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            self.tok = tokenizer or AutoTokenizer.from_pretrained(path)
+            if self.cfg.quant_4bit:
+                from peft import prepare_model_for_kbit_training
+
+                base = prepare_model_for_kbit_training(base)
+            elif device != "cpu":
+                base = base.to(device)
+            self.log(f"student {model}: loaded from {path} in {time.perf_counter() - t0:.0f} s")
+        else:  # a model object (tests)
+            self.model_name = type(model).__name__
+            base = model.to(device)
+            self.tok = tokenizer
+        base.eval()
+        for p in base.parameters():
+            p.requires_grad_(False)
+        self.base = base
+        self.peft = None
+        self._bottom_cache: dict = {}
+        self._prefix_cache = None
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.end_ids = self._end_of_turn()
+
+    # -- settings and adapters
+    def settings(self) -> dict:
+        from dataclasses import asdict
+
+        return {"kind": self.kind, "model": self.model_name, "device": self.device, "seed": self.seed,
+                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.cfg).items()}}
+
+    def reset(self) -> None:
+        """Back to the base model (the adapter of the previous arm is removed)."""
+        if self.peft is not None:
+            self.base = self.peft.unload()
+            self.peft = None
+        self.base.eval()
+
+    def save_adapter(self, path) -> None:
+        if self.peft is not None:
+            self.peft.save_pretrained(str(path))
+
+    def load_adapter(self, path) -> None:
+        from peft import PeftModel
+
+        self.reset()
+        self.peft = PeftModel.from_pretrained(self.base, str(path))
+        self.peft.eval()
+
+    @property
+    def model(self):
+        return self.peft if self.peft is not None else self.base
+
+    # -- prompts
+    def _end_of_turn(self) -> list[int]:
+        """The tokens that close an assistant turn in the chat format (Qwen: <|im_end|>), else EOS."""
+        tmpl = getattr(self.tok, "chat_template", None)
+        if tmpl and "<|im_end|>" in tmpl:
+            ids = self.tok.convert_tokens_to_ids(["<|im_end|>"])
+            if ids and ids[0] is not None and ids[0] != self.tok.unk_token_id:
+                return ids
+        return [self.tok.eos_token_id] if self.tok.eos_token_id is not None else []
+
+    def _chat(self, turns: list[tuple[str, str]], user: str) -> str:
+        msgs = []
+        for u, a in turns:
+            msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        msgs.append({"role": "user", "content": user})
+        if getattr(self.tok, "chat_template", None):
+            return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs)
+        return text + "Assistant:"
+
+    def _user(self, description: str, text: str) -> str:
+        return f"{description}\n\n{text}" if description else text
 
     @staticmethod
-    def _answer(candidates: list[str], i: int, lettered: bool) -> str:
-        return " " + (LETTERS[i] if lettered else candidates[i])
+    def _answer(options: list[str], i: int, lettered: bool) -> str:
+        return LETTERS[i] if lettered else options[i]
 
-    def _encode(self, prompt: str, answer: str):
-        p = self.tok(prompt, add_special_tokens=True)["input_ids"][-(self.max_length - 16):]
-        a = self.tok(answer, add_special_tokens=False)["input_ids"] + [self.tok.eos_token_id]
-        return p + a, [-100] * len(p) + a
+    def _prompt_ids(self, description: str, text: str, *, shots: list[tuple[str, str]] = (), budget: int) -> list[int]:
+        """Prompt token ids within `budget`: the item text is cut from its start (lettered options stay)."""
+        ids = self.tok(self._chat([(self._user(description, t), a) for t, a in shots], self._user(description, text)),
+                       add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget:
+            return ids
+        body = self.tok(text, add_special_tokens=False)["input_ids"]
+        cut = min(len(body), len(ids) - budget + 8)
+        short = self.tok.decode(body[cut:])
+        ids = self.tok(self._chat([(self._user(description, t), a) for t, a in shots], self._user(description, "..." + short)),
+                       add_special_tokens=False)["input_ids"]
+        return ids[-budget:]
 
-    def train(self, groups: list[Group], cfg: TrainConfig = TrainConfig()) -> dict:
+    def _answer_ids(self, answer: str) -> list[int]:
+        return self.tok(answer, add_special_tokens=False)["input_ids"]
+
+    # -- the network
+    def _lm(self):
+        m = self.model
+        return m.get_base_model() if self.peft is not None else m
+
+    def _decoder(self):
+        lm = self._lm()
+        return lm.get_decoder() if hasattr(lm, "get_decoder") else lm.model
+
+    @property
+    def split(self) -> int:
+        """Layers below the LoRA layers: frozen and the same for every arm, so their output is computed once
+        per token sequence and cached (training and reading then run the top layers only)."""
+        n = getattr(self.base.config, "num_hidden_layers", 0)
+        k = self.cfg.lora_layers
+        return n - k if k and n and k < n else 0
+
+    def _swap(self, keep: slice | None, norm: bool):
+        """Replace the decoder layers outside `keep` by pass-throughs (and the final norm, unless `norm`)."""
         torch = self.torch
+        dec = self._decoder()
+        saved = (list(dec.layers), dec.norm)
+        n = len(dec.layers)
+        idx = set(range(n)[keep]) if keep is not None else set(range(n))
+        dec.layers = torch.nn.ModuleList([layer if i in idx else _passthrough_class()() for i, layer in enumerate(saved[0])])
+        if not norm:
+            dec.norm = torch.nn.Identity()
+        return dec, saved
+
+    @staticmethod
+    def _restore(dec, saved) -> None:
+        import torch
+
+        dec.layers = torch.nn.ModuleList(saved[0])
+        dec.norm = saved[1]
+
+    def _bottom(self, seq: list[int]):
+        """The hidden states after the frozen bottom layers for one sequence (cached)."""
+        key = tuple(seq)
+        h = self._bottom_cache.get(key)
+        if h is None:
+            torch = self.torch
+            dec, saved = self._swap(slice(0, self.split), norm=False)
+            try:
+                with torch.no_grad():
+                    h = dec(input_ids=torch.tensor([seq], device=self.device)).last_hidden_state[0]
+            finally:
+                self._restore(dec, saved)
+            self._bottom_cache[key] = h
+        return h
+
+    def _hidden(self, seqs: list[list[int]]):
+        """Final hidden states [batch, longest, dim] of right-padded sequences."""
+        torch = self.torch
+        ids, att = self._batch(seqs)
+        if not self.split:
+            return self._decoder()(input_ids=ids, attention_mask=att).last_hidden_state
+        n = ids.shape[1]
+        parts = []
+        for s in seqs:
+            h = self._bottom(s)
+            if h.shape[0] < n:
+                h = torch.cat([h, h.new_zeros(n - h.shape[0], h.shape[1])])
+            parts.append(h)
+        dec, saved = self._swap(slice(self.split, None), norm=True)
+        try:
+            return dec(inputs_embeds=torch.stack(parts), attention_mask=att).last_hidden_state
+        finally:
+            self._restore(dec, saved)
+
+    def _with_prefix(self, prefix: list[int], rest: list[int]):
+        """Hidden states of `rest` after `prefix`, the prefix's keys and values computed once (the few-shot
+        prompt's shared part: system, description, the examples)."""
+        import copy
+        import inspect
+
+        torch = self.torch
+        dec = self._decoder()
+        name = "cache" if "cache" in inspect.signature(dec.forward).parameters else "past_key_values"
+        key = tuple(prefix)
+        if self._prefix_cache is None or self._prefix_cache[0] != key:
+            out = dec(input_ids=torch.tensor([prefix], device=self.device), use_cache=True)
+            self._prefix_cache = (key, getattr(out, name, None) or getattr(out, "past_key_values", None))
+        cache = copy.deepcopy(self._prefix_cache[1])
+        return dec(input_ids=torch.tensor([rest], device=self.device), use_cache=True, **{name: cache}).last_hidden_state
+
+    def _logprobs_at(self, hidden, positions):
+        """log p(next token) at the given (row, position) pairs; the LM head runs on those rows only."""
+        head = self._lm().get_output_embeddings()
+        h = hidden[positions[0], positions[1]]
+        return head(h).float().log_softmax(-1)
+
+    def _batch(self, seqs: list[list[int]]):
+        torch = self.torch
+        n = max(len(s) for s in seqs)
+        pad = self.tok.pad_token_id
+        ids = torch.tensor([s + [pad] * (n - len(s)) for s in seqs], device=self.device)
+        att = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs], device=self.device)
+        return ids, att
+
+    # -- training
+    def train(self, groups: list[Group], cfg=None, *, description: str | None = None) -> dict:
+        """LoRA on the rows' (input, answer) pairs; returns the steps, losses and seconds."""
+        torch = self.torch
+        from peft import LoraConfig, get_peft_model
+
+        c = self.cfg
+        epochs = getattr(cfg, "epochs", None) or c.epochs
+        max_steps = getattr(cfg, "max_steps", None) or c.max_steps
+        desc = self.description if description is None else description
+        self.reset()
         t0 = time.perf_counter()
+        if not groups:
+            return {"steps": 0, "seconds": 0.0, "loss_first": None, "loss_last": None, "groups": 0}
+        n_layers = getattr(self.base.config, "num_hidden_layers", None)
+        layers = list(range(n_layers - c.lora_layers, n_layers)) if c.lora_layers and n_layers and c.lora_layers < n_layers else None
+        torch.manual_seed(self.seed)
+        lcfg = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout, target_modules=list(c.targets),
+                          layers_to_transform=layers, task_type="CAUSAL_LM")
+        self.peft = get_peft_model(self.base, lcfg)
         data = []
+        truncated = 0
         for g in groups:
             lettered = bool(parse_options(g.input))
-            data.append(self._encode(self._prompt(g.input), self._answer(g.candidates, g.correct, lettered)))
-        opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=2e-4)
-        self.model.train()
-        rng = random.Random(f"{self.seed}:train")
-        steps, losses = 0, []
-        for _ in range(cfg.epochs):
-            rng.shuffle(data)
-            for b in range(0, len(data), cfg.batch_groups):
-                batch = data[b:b + cfg.batch_groups]
-                n = max(len(x) for x, _ in batch)
-                ids = torch.tensor([x + [self.tok.pad_token_id] * (n - len(x)) for x, _ in batch], device=0)
-                lab = torch.tensor([y + [-100] * (n - len(y)) for _, y in batch], device=0)
-                att = torch.tensor([[1] * len(x) + [0] * (n - len(x)) for x, _ in batch], device=0)
-                loss = self.model(input_ids=ids, attention_mask=att, labels=lab).loss
+            ans = self._answer_ids(self._answer(g.candidates, g.correct, lettered)) + self.end_ids
+            p = self._prompt_ids(desc, g.input, budget=c.max_length - len(ans))
+            truncated += len(p) + len(ans) >= c.max_length
+            data.append((p, ans))
+        params = [p for p in self.peft.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=0.0)
+        steps_per_epoch = math.ceil(len(data) / c.batch)
+        total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+        warm = max(1, int(0.1 * total))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else max(0.05, (total - s) / max(1, total - warm)))
+        rng = random.Random(f"{self.seed}:lora")
+        self.peft.train()
+        losses: list[float] = []
+        tokens = 0
+        step = 0
+        while step < total:
+            order = list(range(len(data)))
+            rng.shuffle(order)
+            for b in range(0, len(order), c.batch):
+                if step >= total:
+                    break
+                batch = [data[i] for i in order[b:b + c.batch]]
+                seqs = [p + a for p, a in batch]
+                rows, cols, targets = [], [], []
+                for r, (p, a) in enumerate(batch):
+                    for k, t in enumerate(a):  # the token at len(p)+k is predicted at position len(p)+k-1
+                        rows.append(r)
+                        cols.append(len(p) + k - 1)
+                        targets.append(t)
+                hidden = self._hidden(seqs)
+                lp = self._logprobs_at(hidden, (torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)))
+                loss = -lp.gather(1, torch.tensor(targets, device=self.device).view(-1, 1)).mean()
                 opt.zero_grad()
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
+                sched.step()
                 losses.append(float(loss.detach()))
-                steps += 1
-                if cfg.max_steps is not None and steps >= cfg.max_steps:
-                    break
-        self.model.eval()
-        return {"steps": steps, "seconds": round(time.perf_counter() - t0, 2), "loss_last": losses[-1] if losses else None}
+                tokens += sum(len(x) for x in seqs)
+                step += 1
+        self.peft.eval()
+        k = max(1, len(losses) // 5)
+        return {"steps": step, "epochs": epochs, "groups": len(groups), "train_tokens": tokens, "truncated_rows": int(truncated),
+                "seconds": round(time.perf_counter() - t0, 2), "loss_first": round(sum(losses[:k]) / k, 4),
+                "loss_last": round(sum(losses[-k:]) / k, 4), "trainable_params": sum(p.numel() for p in params)}
 
-    def choose(self, items: list[Item], batch_size: int = 8) -> list[int]:
+    # -- reading
+    def option_logliks(self, items: list[Item], *, examples: list[Item] = (), description: str | None = None) -> list[list[float]]:
+        """Summed log-likelihood of each option's answer after each item's prompt."""
         torch = self.torch
-        out = []
+        desc = self.description if description is None else description
+        shots = [(e.text, e.answer) for e in examples]
+        budget = self.cfg.few_shot_length if shots else self.cfg.max_length
+        prompts, answers = [], []
+        for it in items:
+            ans = [self._answer_ids(self._answer(it.options, i, it.lettered)) for i in range(len(it.options))]
+            answers.append(ans)
+            prompts.append(self._prompt_ids(desc, it.text, shots=shots, budget=budget - max(len(a) for a in ans)))
+        prefix: list[int] = []
+        if shots and len(prompts) > 1:  # the part every prompt shares (system, description, the examples)
+            n = min(len(x) for x in prompts)
+            k = next((i for i in range(n) if any(x[i] != prompts[0][i] for x in prompts)), n)
+            prefix = prompts[0][:max(0, k - 2)]
+        out: list[list[float]] = []
+        self.model.eval()
         with torch.no_grad():
-            for it in items:
-                best, best_i = -float("inf"), 0
-                for i in range(len(it.options)):
-                    ids, lab = self._encode(self._prompt(it.text), self._answer(it.options, i, it.lettered))
-                    x = torch.tensor([ids], device=0)
-                    logits = self.model(input_ids=x).logits[0, :-1].float().log_softmax(-1)
-                    y = torch.tensor(lab[1:], device=0)
-                    mask = y != -100
-                    ll = logits[mask].gather(1, y[mask].view(-1, 1)).sum().item()
-                    if ll > best:
-                        best, best_i = ll, i
-                out.append(best_i)
+            for p, ans in zip(prompts, answers):
+                single = all(len(a) == 1 for a in ans)
+                if prefix and p[:len(prefix)] == prefix and single:
+                    hidden = self._with_prefix(prefix, p[len(prefix):])
+                    pos = hidden.shape[1] - 1
+                    lp = self._logprobs_at(hidden, (torch.tensor([0]), torch.tensor([pos])))[0]
+                    out.append([float(lp[a[0]]) for a in ans])
+                    continue
+                if single:  # one pass: the next-token distribution after the prompt
+                    hidden = self._hidden([p])
+                    lp = self._logprobs_at(hidden, (torch.tensor([0]), torch.tensor([len(p) - 1])))[0]
+                    out.append([float(lp[a[0]]) for a in ans])
+                    continue
+                hidden = self._hidden([p + a for a in ans])
+                rows, cols, targets = [], [], []
+                for r, a in enumerate(ans):
+                    for k, t in enumerate(a):
+                        rows.append(r)
+                        cols.append(len(p) + k - 1)
+                        targets.append(t)
+                lp = self._logprobs_at(hidden, (torch.tensor(rows), torch.tensor(cols)))
+                tok_lp = lp.gather(1, torch.tensor(targets, device=lp.device).view(-1, 1)).view(-1).tolist()
+                sums = [0.0] * len(ans)
+                for r, v in zip(rows, tok_lp):
+                    sums[r] += v
+                out.append(sums)
         return out
+
+    def answer(self, items: list[Item], *, examples: list[Item] = (), description: str | None = None) -> tuple[list[int], dict]:
+        t0 = time.perf_counter()
+        ll = self.option_logliks(items, examples=examples, description=description)
+        choices = [max(range(len(x)), key=x.__getitem__) for x in ll]
+        return choices, {"read_s": round(time.perf_counter() - t0, 2), "shots": len(examples), "logliks": [[round(v, 4) for v in x] for x in ll]}
+
+    def choose(self, items: list[Item], *, examples: list[Item] = (), description: str | None = None, batch_size: int = 0) -> list[int]:
+        return self.answer(items, examples=examples, description=description)[0]
 
 
 def make_student(name: str | None, *, description: str, seed: int = 0):
+    """run.py's student: the MiniLM cross-encoder, or a causal LM with LoRA (on a GPU: the paper's settings)."""
     if not name or name in ("minilm", "minilm-cross-encoder"):
         return CrossEncoderStudent(seed=seed)
-    return QLoRAStudent(name, description=description, seed=seed)
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return LoRAStudent(name, device="cuda" if cuda else "cpu", config=LoRAConfig.paper() if cuda else LoRAConfig(), seed=seed,
+                       description=description)
