@@ -3,9 +3,10 @@
 The filters live in `datatune.curation` (one module per job: text, filters, language, contamination,
 near_duplicates); this module runs them (`curate`) and re-exports every name it always had.
 
-Each filter is a pure function `filter_x(rows, ...) -> (kept, Counter({reason: n}))`: it keeps the
-order of the rows, keeps the first of a group of duplicates, and can run alone. `curate()` runs them
-cheap first:
+Each filter is a pure function `filter_x(rows, ...) -> (kept, Counter({reason: n}))` over a keep mask
+(`*_mask`): it keeps the order of the rows, keeps the first of a group of duplicates, and can run
+alone. `curate()` composes the masks, cheap first, so its result knows each kept row's input position
+(`CurateResult.kept`):
 
     empty -> too_long -> label_outside_set -> exact_duplicate -> wrong_language -> contaminated
           -> near_duplicate -> embedding_duplicate
@@ -33,14 +34,26 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from .curation.contamination import filter_contaminated
-from .curation.filters import Filtered, filter_empty, filter_exact_duplicates, filter_labels, filter_too_long
+from .curation.contamination import contaminated, filter_contaminated
+from .curation.filters import (
+    Filtered,
+    canonical_labels,
+    empty_mask,
+    exact_duplicates_mask,
+    filter_empty,
+    filter_exact_duplicates,
+    filter_labels,
+    filter_too_long,
+    labels_mask,
+    too_long_mask,
+)
 from .curation.language import (
     LANGUAGE_NAMES,
     LANGUAGE_SCRIPT,
     STOPWORDS,
     detect_language,
     filter_language,
+    language_mask,
     language_matches,
     needs_language_check,
     task_languages,
@@ -51,6 +64,7 @@ from .curation.near_duplicates import (
     greedy_embedding_keep,
     lsh_params,
     minhash_signatures,
+    near_duplicates_keep,
 )
 from .curation.text import Tokens, normalize_text, tokenize
 from .records import Row
@@ -110,10 +124,18 @@ class CurateResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per filter
     # unit-length embeddings of the kept rows' inputs, when the embedding filter ran (reusable by quality)
     embeddings: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # for each kept row, its position in the rows given to curate() (ascending): which input rows survived,
+    # whatever a filter rewrote (a canonicalized label is a new Row)
+    kept: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False, compare=False)
 
     @property
     def dropped(self) -> int:
         return sum(self.drops.values())
+
+    def survivors_from(self, start: int) -> list[Row]:
+        """The kept rows that were given at position `start` or later (rows appended to already-curated ones)."""
+        first = int(np.searchsorted(self.kept, start))
+        return self.rows[first:]
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,82 +155,67 @@ def curate(
 
     `eval_texts`: inputs of an evaluation set (`--eval-file`); with the inputs of `spec.examples`
     they are the references of the contamination check. `embedder`: enables group checking.
+    Filters are composed as keep masks, so the result knows each kept row's input position.
     """
     cfg = config
     drops: dict[str, int] = {}
     timings: dict[str, float] = {}
     current = list(rows)
+    positions = np.arange(len(current), dtype=np.int64)  # input position of each row in `current`
 
-    def run(name: str, fn, *args, **kwargs):
-        nonlocal current
+    def run(name: str, mask_of, *args, **kwargs) -> None:
+        nonlocal current, positions
         t0 = time.perf_counter()
-        current, counts = fn(current, *args, **kwargs)
+        keep = np.asarray(mask_of(current, *args, **kwargs), dtype=bool)
+        current = [r for r, k in zip(current, keep) if k]
+        positions = positions[keep]
         timings[name] = round(time.perf_counter() - t0, 4)
-        drops[name] = drops.get(name, 0) + int(counts.get(name, 0))
+        drops[name] = drops.get(name, 0) + int((~keep).sum())
 
-    run("empty", filter_empty)
-    run("too_long", filter_too_long, max_input_chars=cfg.max_input_chars, max_output_chars=cfg.max_output_chars)
+    run("empty", empty_mask)
+    run("too_long", too_long_mask, max_input_chars=cfg.max_input_chars, max_output_chars=cfg.max_output_chars)
     if spec.is_classification:
-        run("label_outside_set", filter_labels, spec.labels, canonicalize=cfg.canonicalize_labels)
-    run("exact_duplicate", filter_exact_duplicates)
+        run("label_outside_set", labels_mask, spec.labels)
+        if cfg.canonicalize_labels:
+            current = canonical_labels(current, spec.labels)
+    run("exact_duplicate", exact_duplicates_mask)
     if cfg.language_check == "always" or (cfg.language_check == "auto" and needs_language_check(spec)):
-        run(
-            "wrong_language",
-            filter_language,
-            task_languages(spec),
-            check_output=spec.output_kind == "text",
-            min_letters=cfg.min_language_letters,
-        )
+        run("wrong_language", language_mask, task_languages(spec), check_output=spec.output_kind == "text",
+            min_letters=cfg.min_language_letters)
     # contamination and near-duplicates read the same word tokens: tokenise the inputs once
     tokens: Tokens | None = None
-    tokens_for: list[Row] = []
+    tokens_at = positions
 
-    def tokens_of(rows_now: list[Row]) -> Tokens:
-        nonlocal tokens, tokens_for
+    def tokens_now() -> Tokens:
+        nonlocal tokens, tokens_at
         if tokens is None:
-            tokens, tokens_for = Tokens([r.input for r in rows_now]), rows_now
-        elif tokens_for is not rows_now:
-            where = {id(r): i for i, r in enumerate(tokens_for)}
-            tokens, tokens_for = tokens.subset([where[id(r)] for r in rows_now]), rows_now
+            tokens, tokens_at = Tokens([r.input for r in current]), positions
+        elif len(tokens_at) != len(positions):  # rows dropped since: the same rows' tokens, by position
+            tokens, tokens_at = tokens.subset(np.searchsorted(tokens_at, positions).tolist()), positions
         return tokens
 
     if cfg.contamination:
         refs = [e.input for e in spec.examples] + [t for t in eval_texts if t]
         if refs:
             t0 = time.perf_counter()
-            tok = tokens_of(current)
-            run(
-                "contaminated",
-                filter_contaminated,
-                refs,
-                n=cfg.contamination_n,
-                min_n=cfg.contamination_min_n,
-                _tokens=tok,
-            )
+            tok = tokens_now()
+            run("contaminated", lambda rs: ~contaminated(rs, refs, n=cfg.contamination_n, min_n=cfg.contamination_min_n, _tokens=tok))
             timings["contaminated"] = round(time.perf_counter() - t0, 4)
     if cfg.near_duplicates:
         t0 = time.perf_counter()
-        tok = tokens_of(current)
-        run(
-            "near_duplicate",
-            filter_near_duplicates,
-            threshold=cfg.near_duplicate_threshold,
-            shingle_size=cfg.shingle_size,
-            num_perm=cfg.num_perm,
-            recall=cfg.lsh_recall,
-            _tokens=tok,
-        )
+        tok = tokens_now()
+        run("near_duplicate", near_duplicates_keep, threshold=cfg.near_duplicate_threshold, shingle_size=cfg.shingle_size,
+            num_perm=cfg.num_perm, recall=cfg.lsh_recall, _tokens=tok)
         timings["near_duplicate"] = round(time.perf_counter() - t0, 4)
     kept_embeddings = None
     if cfg.embedding_duplicates and embedder is not None:
         t0 = time.perf_counter()
-        emb = np.asarray(embedder.encode([r.input for r in current]), dtype=np.float32) if current else None
         if current:
+            emb = np.asarray(embedder.encode([r.input for r in current]), dtype=np.float32)
             keep = greedy_embedding_keep(emb, max_distance=cfg.embedding_max_distance, batch_size=cfg.embedding_batch)
-            drops["embedding_duplicate"] = int((~keep).sum())
-            current = [r for r, k in zip(current, keep) if k]
+            run("embedding_duplicate", lambda rs: keep)
             kept_embeddings = emb[keep]
         else:
             drops["embedding_duplicate"] = 0
         timings["embedding_duplicate"] = round(time.perf_counter() - t0, 4)
-    return CurateResult(rows=current, drops=drops, timings=timings, embeddings=kept_embeddings)
+    return CurateResult(rows=current, drops=drops, timings=timings, embeddings=kept_embeddings, kept=positions)

@@ -297,8 +297,7 @@ def _cover_examples(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, repor
         fresh = generate(spec, [label] * (2 * need), llm, seed=options.seed + 100 + i, pool=rows, shots_for=[[Row(e.input, e.output)]] * (2 * need),
                          attributes=[example_subject(e, llm)], batch=1, temperatures=(0.5, 0.8))
         result = curate(rows + new + fresh, spec, eval_texts=options.eval_texts, config=CurateConfig(embedding_duplicates=False))
-        survivors = {id(r) for r in result.rows}
-        ok = [r for r in fresh if id(r) in survivors]
+        ok = result.survivors_from(len(rows) + len(new))  # the fresh rows that survived, as curated
         if ok:
             sims = embedder.encode([r.input for r in ok]) @ embedder.encode([e.input])[0]
             ok = [ok[j] for j in sorted(range(len(ok)), key=lambda j: -float(sims[j]))]
@@ -344,8 +343,7 @@ def _fill_gaps(rows: list[Row], spec: TaskSpec, *, options, llm: LLM, reporter, 
                          batch=options.synthetic_batch)
         # dedup against everything kept: run the curation filters over kept + synthetic, keep surviving synthetic rows
         result = curate(rows + made + fresh, spec, eval_texts=options.eval_texts, config=cfg)
-        survivors = {id(r) for r in result.rows}
-        new = [r for r in fresh if id(r) in survivors]
+        new = result.survivors_from(len(rows) + len(made))  # the fresh rows that survived, as curated
         drops["synthetic_rejected"] += len(fresh) - len(new)
         made += new
     return rows + made[:total_need]

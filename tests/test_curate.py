@@ -399,3 +399,25 @@ def test_curate_fast_on_50k_rows():
     assert res.drops["wrong_language"] == 0
     assert len(res.rows) == 49_999
     assert elapsed < 60  # a few seconds on 2 cores; generous for busy CI machines
+
+
+def test_curate_knows_which_input_rows_survived_by_position_not_identity():
+    """A canonicalized label is a new Row; the result still says which given rows it came from, so
+    top-up finds its fresh rows among the survivors (it used to compare id()s and lose them)."""
+    import numpy as np
+
+    from datatune.curate import curate
+    from datatune.records import Row
+    from datatune.task import TaskSpec
+
+    spec = TaskSpec(description="pick the letter", output_kind="label", labels=["A", "B"])
+    kept = [Row("first question about rivers and their sources", "A"), Row("second question about deserts and heat", "B")]
+    fresh = [Row("third question about mountains and snow", "(B)"),  # canonicalized to "B"
+             Row("second question about deserts and heat", "B"),  # a duplicate of a kept row: dropped
+             Row("fourth question about forests and rain", "C"),  # outside the labels: dropped
+             Row("fifth question about oceans and tides", " a ")]
+    res = curate(kept + fresh, spec)
+    assert res.kept.tolist() == [0, 1, 2, 5] and isinstance(res.kept, np.ndarray)
+    new = res.survivors_from(len(kept))
+    assert [(r.input, r.output) for r in new] == [("third question about mountains and snow", "B"), ("fifth question about oceans and tides", "A")]
+    assert res.drops["label_outside_set"] == 1 and res.drops["exact_duplicate"] == 1

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..records import Row
-from .filters import Filtered
+from .filters import Filtered, apply_mask
 from .text import Tokens
 
 
-def filter_contaminated(
+def filter_contaminated(rows: Sequence[Row], references: Iterable[str], *, n: int = 13, min_n: int = 8,
+                        _tokens: Tokens | None = None) -> Filtered:
+    """Drop rows whose input shares a word n-gram with any reference text (see `contaminated`)."""
+    return apply_mask(rows, ~contaminated(rows, references, n=n, min_n=min_n, _tokens=_tokens), "contaminated")
+
+
+def contaminated(
     rows: Sequence[Row],
     references: Iterable[str],
     *,
     n: int = 13,
     min_n: int = 8,
     _tokens: Tokens | None = None,
-) -> Filtered:
-    """Drop rows whose input shares a word n-gram with any reference text (user examples, eval set).
+) -> np.ndarray:
+    """Per row, whether its input shares a word n-gram with any reference text (user examples, eval set).
 
     For a row of `a` words and a reference of `b` words the n-gram size is min(n, a, b): GPT-3's
     13-gram overlap, and for a text shorter than 13 words its whole word sequence must occur in the
@@ -30,7 +35,7 @@ def filter_contaminated(
     """
     refs = [t for t in references if t and t.strip()]
     if not refs or not rows:
-        return list(rows), Counter({"contaminated": 0})
+        return np.zeros(len(rows), dtype=bool)
     min_n = max(1, min(min_n, n))
 
     ref_tok = Tokens(refs)
@@ -63,8 +68,7 @@ def filter_contaminated(
         if len(ref_k):
             bad[rr[_isin(h, np.unique(ref_k))]] = True
 
-    kept = [r for r, b in zip(rows, bad) if not b]
-    return kept, Counter({"contaminated": int(bad.sum())})
+    return bad
 
 
 def _isin(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:

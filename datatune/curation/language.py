@@ -8,11 +8,13 @@ import re
 from collections import Counter
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from retrieval_index.languages import LANGUAGES as LANGUAGE_OF_CODE
 
 from ..records import Row
 from ..task import TaskSpec
-from .filters import Filtered
+from .filters import Filtered, apply_mask
 from .text import tokenize
 
 # Unicode blocks of the scripts a language check can tell apart without a model
@@ -210,12 +212,13 @@ def filter_language(
 
     Texts too short or too mixed to judge are kept.
     """
+    return apply_mask(rows, language_mask(rows, languages, check_output=check_output, min_letters=min_letters), "wrong_language")
+
+
+def language_mask(rows: Sequence[Row], languages: Iterable[str], *, check_output: bool = False, min_letters: int = 20) -> np.ndarray:
+    """Rows not clearly in another language (input, and output with `check_output`)."""
     langs = set(languages)
-    kept = []
-    for r in rows:
-        if language_matches(r.input, langs, min_letters=min_letters) is False:
-            continue
-        if check_output and language_matches(r.output, langs, min_letters=min_letters) is False:
-            continue
-        kept.append(r)
-    return kept, Counter({"wrong_language": len(rows) - len(kept)})
+    return np.fromiter(
+        (language_matches(r.input, langs, min_letters=min_letters) is not False
+         and not (check_output and language_matches(r.output, langs, min_letters=min_letters) is False) for r in rows),
+        dtype=bool, count=len(rows))

@@ -10,7 +10,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from ..records import Row
-from .filters import Filtered
+from .filters import Filtered, apply_mask
 from .text import Tokens
 
 # --------------------------------------------------------------------------------------------
@@ -104,7 +104,16 @@ def _in_a_shared_band(sig: np.ndarray, has: np.ndarray, bands: int, r: int) -> n
     return shared
 
 
-def filter_near_duplicates(
+def filter_near_duplicates(rows: Sequence[Row], *, threshold: float = 0.8, shingle_size: int = 3, num_perm: int = 64,
+                           recall: float = 0.99, seed: int = 1, _tokens: Tokens | None = None) -> Filtered:
+    """Drop a row when its input's word-shingle set has Jaccard >= `threshold` with a kept row's
+    (see `near_duplicates_keep`)."""
+    keep = near_duplicates_keep(rows, threshold=threshold, shingle_size=shingle_size, num_perm=num_perm, recall=recall,
+                                seed=seed, _tokens=_tokens)
+    return apply_mask(rows, keep, "near_duplicate")
+
+
+def near_duplicates_keep(
     rows: Sequence[Row],
     *,
     threshold: float = 0.8,
@@ -113,8 +122,8 @@ def filter_near_duplicates(
     recall: float = 0.99,
     seed: int = 1,
     _tokens: Tokens | None = None,
-) -> Filtered:
-    """Drop a row when its input's word-shingle set has Jaccard >= `threshold` with a kept row's.
+) -> np.ndarray:
+    """Keep mask: False for a row whose input's word-shingle set has Jaccard >= `threshold` with a kept row's.
 
     `datasketch.MinHashLSH` over datasketch MinHash signatures proposes candidates (banding chosen by
     `lsh_params` for `recall` at the threshold: 0.8 and 64 permutations give 12 bands of 5); every
@@ -134,7 +143,7 @@ def filter_near_duplicates(
     """
     n = len(rows)
     if not n:
-        return [], Counter({"near_duplicate": 0})
+        return np.ones(0, dtype=bool)
     tok = _tokens if _tokens is not None else Tokens([r.input for r in rows])
     h, rr = _shingles(tok, max(1, shingle_size))
     bands, r = lsh_params(threshold, num_perm, recall)
@@ -166,8 +175,7 @@ def filter_near_duplicates(
                         break
             if keep[i]:
                 lsh.insert(i, m, check_duplication=False)
-    kept = [row for row, k_ in zip(rows, keep) if k_]
-    return kept, Counter({"near_duplicate": n - len(kept)})
+    return keep
 
 
 # --------------------------------------------------------------------------------------------
