@@ -26,6 +26,7 @@ from pathlib import Path
 
 import datasets
 import yaml
+from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
 from ..core.errors import CatalogError, DatasetLoadError
 from ..core.files import atomic_write_text
@@ -35,10 +36,9 @@ from .usage import read_usage, usage_file, with_usage
 
 log = logging.getLogger(__name__)
 
-_FRONT = re.compile(r"^---\s*\n(.*?)\n---\s*\n?", re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_CACHE_VERSION = "4"  # 2: ConfigInfo.has_rows; cards merged with their rows folder. 3: ConfigInfo.description. 4: usage counts
+_CACHE_VERSION = "5"  # 2: ConfigInfo.has_rows; cards merged with their rows folder. 3: ConfigInfo.description. 4: usage counts. 5: the Hub's front-matter pattern
 # Aliases may add this many YAML nodes beyond those written (mconala's shared `features: *id001`
 # adds a few dozen); a billion-laughs card adds hundreds of millions.
 MAX_ALIAS_NODES = 50_000
@@ -111,12 +111,12 @@ def _children(node) -> list:
 
 def read_card(text: str) -> tuple[dict, str, str | None]:
     """A card's YAML header (as a dict), its prose, and why the header was not used (None if it was)."""
-    m = _FRONT.match(text)
+    m = REGEX_YAML_BLOCK.search(text)  # the Hub's own front-matter pattern (huggingface_hub.RepoCard splits so)
     meta: object = {}
     problem = None
     if m:
         try:
-            meta = parse_yaml(m.group(1)) or {}
+            meta = parse_yaml(m.group(2)) or {}
         except CardYAMLError as e:
             meta, problem = {}, str(e)
         text = text[m.end():]
