@@ -161,3 +161,42 @@ def test_harness_on_a_fake_build_reads_its_cache_on_rerun(tmp_path, monkeypatch)
     st.cfg.epochs = 1
     with pytest.raises(AssertionError, match="recomputed"):
         samemodel.student_phase(task, **kw)
+
+
+@pytest.mark.slow  # the build's stages on the local catalog: 105 s on 2 busy cores; the tests above are the fast check
+def test_build_phase_on_a_fake_llm_then_the_student(catalog, fake_llm, tmp_path, monkeypatch):
+    """The whole path on real rows: build_phase builds the DataTune arm with a fake LLM (piqa rows from
+    the local catalog), the tiny student trains on them, and a second build_phase reads the finished set."""
+    from benchmarks.bigbench import samemodel
+    from benchmarks.bigbench.arms import BENCHMARK, Env
+    from datatune.embed import HashEmbedder
+    from datatune.planner import Candidate
+    from retrieval_index.filters import Filters
+
+    from .test_bigbench import bigbench_fake
+
+    tasks = require_shared(SHARED / "bigbench" / "datatune", "this test reads a BIG-bench task file")
+    task = str(tasks / "cause_and_effect" / "task.json")
+    monkeypatch.setenv("DATATUNE_BENCH_CACHE", str(tmp_path / "cache"))
+
+    def retriever(query, k, exclude, **kw):
+        f = Filters.make(exclude=exclude, benchmark=BENCHMARK)
+        e = catalog.entry("ybisk/piqa")
+        return [Candidate(e, e.config("plain_text"))] if f.allows_entry(e) else []
+
+    llms = []
+    env = Env(catalog, lambda: llms.append(1) or fake_llm(bigbench_fake())[0], retriever, HashEmbedder(), None, "fake-model")
+    out = tmp_path / "runs"
+    built = samemodel.build_phase(task, out=out, env_factory=lambda: env, size=6, n_test=4, seed=0, synthetic_share=0.5,
+                                  arms=("datatune",), log=lambda m: None)
+    assert built["datatune"]["rows"] == 6 and {k.rsplit(":", 1)[0] for k in built["datatune"]["provenance"]} == {"ybisk/piqa:plain_text"}
+    n_llms = len(llms)
+    again = samemodel.build_phase(task, out=out, env_factory=lambda: env, size=6, n_test=4, seed=0, synthetic_share=0.5,
+                                  arms=("datatune",), log=lambda m: None)
+    assert again == built and len(llms) == n_llms  # the finished set is read, nothing is rebuilt
+    res = samemodel.student_phase(task, out=out, student=tiny_student(), size=6, n_test=4, seed=0, arms=("few-shot", "datatune"),
+                                  results_dir=tmp_path / "results", embedder=HashEmbedder(), catalog=catalog, log=lambda m: None)
+    dt = res["arms"]["datatune"]
+    assert dt["student"]["training_groups"]["usable"] == 6 and dt["student"]["steps"] == 6
+    assert dt["label_accuracy"]["accuracy"] == 1.0 and dt["provenance"]["sources"] == ["ybisk/piqa:plain_text"]
+    assert math.isfinite(dt["score"]["normalized_score"]) and math.isfinite(res["arms"]["few-shot"]["score"]["normalized_score"])

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 BUILD_ARMS = tuple(a for a in ARMS if a != "few-shot")
 RESULTS_DIR = HERE / "results_samemodel"
 DEFAULT_SIZE = 40
-DEFAULT_TEST = 40
+DEFAULT_TEST = 50
 
 
 def cache_root() -> Path:
@@ -74,9 +74,28 @@ def build_phase(task_path: str, *, out: Path, env_factory, size: int, n_test: in
             done[arm] = json.loads(marker.read_text())
             log(f"[{task.name}] {arm}: built ({done[arm]['rows']} rows, {done[arm]['build_s']} s)")
             continue
+        failed = adir / "build_error.json"
+        if failed.is_file() and not force:
+            done[arm] = json.loads(failed.read_text())
+            log(f"[{task.name}] {arm}: failed before ({done[arm]['error'][:120]})")
+            continue
         log(f"[{task.name}] {arm}: building {size} rows ...")
         env = env_factory()
-        b = run_build(arm, env, task=task, split=split, out=adir / "build", size=size, seed=seed, synthetic_share=synthetic_share)
+        t0 = time.perf_counter()
+        try:
+            b = run_build(arm, env, task=task, split=split, out=adir / "build", size=size, seed=seed, synthetic_share=synthetic_share)
+        except Exception as e:  # datatune found no set (e.g. no candidate fits): recorded, and the other arms go on
+            from datatune.core.errors import DatatuneError
+
+            if not isinstance(e, DatatuneError):
+                raise
+            plans = _plans_of(adir / "build")
+            info = {"arm": arm, "rows": 0, "error": f"{type(e).__name__}: {e}", "build_s": round(time.perf_counter() - t0, 2),
+                    "size": size, "seed": seed, "synthetic_share": synthetic_share, "plans": plans}
+            save_json(failed, info)
+            done[arm] = info
+            log(f"[{task.name}] {arm}: no set ({info['error'][:300]})")
+            continue
         info = {"arm": arm, "rows": len(b["rows"]), "build_s": b["wall_s"], "llm": usage_of(b["llm"]), "model": b["llm"].endpoint.model,
                 "size": size, "seed": seed, "synthetic_share": synthetic_share, "provenance": provenance(b["rows"])["by_source"],
                 "plans": {"kept": [f"{p.key} ({p.reason})" for p in b["plans"] if p.keep],
@@ -85,6 +104,18 @@ def build_phase(task_path: str, *, out: Path, env_factory, size: int, n_test: in
         done[arm] = info
         log(f"[{task.name}] {arm}: {info['rows']} rows in {info['build_s']} s; sources {info['provenance']}")
     return done
+
+
+def _plans_of(bdir: Path) -> dict:
+    """What the planner decided in a build folder (kept / rejected), if it got that far."""
+    try:
+        from datatune.plan import load_plans
+
+        plans = load_plans(bdir / "plans.json").plans if (bdir / "plans.json").is_file() else []
+    except Exception:
+        return {}
+    return {"kept": [f"{p.key} ({p.reason})" for p in plans if p.keep],
+            "rejected": [f"{p.key}: {p.reason}"[:200] for p in plans if not p.keep and not getattr(p, "card_only", False)]}
 
 
 def load_set(adir: Path):

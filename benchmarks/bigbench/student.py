@@ -266,16 +266,16 @@ class LoRAConfig:
     epochs: int = 3
     batch: int = 4  # rows per optimizer step
     lr: float = 5e-4
-    max_length: int = 192  # tokens of one training / zero-shot prompt + answer (the item text is cut from its start)
+    max_length: int = 256  # tokens of one training / zero-shot prompt + answer (the item text is cut from its start)
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    lora_layers: int = 8  # LoRA on the top K decoder layers only (0 = every layer): backward stops there
+    lora_layers: int = 4  # LoRA on the top K decoder layers only (0 = every layer): backward stops there
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     dtype: str = "float32"
     quant_4bit: bool = False  # QLoRA (NF4 base; CUDA and bitsandbytes only)
     max_steps: int | None = None  # stop after this many steps (tests)
-    few_shot_length: int = 576  # the few-shot prompt holds the task's examples too
+    few_shot_length: int = 768  # the few-shot prompt holds the task's examples too
 
     @classmethod
     def paper(cls) -> LoRAConfig:
@@ -397,7 +397,7 @@ class LoRAStudent:
     def settings(self) -> dict:
         from dataclasses import asdict
 
-        return {"kind": self.kind, "model": self.model_name, "device": self.device, "seed": self.seed,
+        return {"kind": self.kind, "model": self.model_name, "device": self.device, "seed": self.seed, "scoring": "option-text-loglik",
                 **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.cfg).items()}}
 
     def reset(self) -> None:
@@ -446,8 +446,11 @@ class LoRAStudent:
         return f"{description}\n\n{text}" if description else text
 
     @staticmethod
-    def _answer(options: list[str], i: int, lettered: bool) -> str:
-        return LETTERS[i] if lettered else options[i]
+    def _answer(options: list[str], i: int) -> str:
+        """The answer a row is trained on and an option is scored by: the option's text (BIG-bench scores
+        log p(target text | input), the options listed in the input). A letter would measure the small
+        model's preference for "A" more than its reading: the first runs here chose A on every item."""
+        return options[i]
 
     def _prompt_ids(self, description: str, text: str, *, shots: list[tuple[str, str]] = (), budget: int) -> list[int]:
         """Prompt token ids within `budget`: the item text is cut from its start (lettered options stay)."""
@@ -535,21 +538,60 @@ class LoRAStudent:
         finally:
             self._restore(dec, saved)
 
-    def _with_prefix(self, prefix: list[int], rest: list[int]):
-        """Hidden states of `rest` after `prefix`, the prefix's keys and values computed once (the few-shot
-        prompt's shared part: system, description, the examples)."""
-        import copy
+    def _call(self, dec, ids: list[int], cache=None, **kw):
         import inspect
 
         torch = self.torch
-        dec = self._decoder()
         name = "cache" if "cache" in inspect.signature(dec.forward).parameters else "past_key_values"
-        key = tuple(prefix)
-        if self._prefix_cache is None or self._prefix_cache[0] != key:
-            out = dec(input_ids=torch.tensor([prefix], device=self.device), use_cache=True)
-            self._prefix_cache = (key, getattr(out, name, None) or getattr(out, "past_key_values", None))
-        cache = copy.deepcopy(self._prefix_cache[1])
-        return dec(input_ids=torch.tensor([rest], device=self.device), use_cache=True, **{name: cache}).last_hidden_state
+        args = {name: cache} if cache is not None else {}
+        out = dec(input_ids=torch.tensor([ids], device=self.device), use_cache=True, **args, **kw)
+        return out.last_hidden_state[0], (getattr(out, name, None) if name == "cache" else None) or getattr(out, "past_key_values", None)
+
+    def _bottom_options(self, prompt: list[int], conts: list[list[int]]) -> None:
+        """Fill the bottom cache for prompt + each continuation, the prompt's bottom pass run once (its keys and values reused)."""
+        import copy
+
+        todo = [c for c in conts if tuple(prompt + c) not in self._bottom_cache]
+        if not todo:
+            return
+        torch = self.torch
+        dec, saved = self._swap(slice(0, self.split), norm=False)
+        try:
+            with torch.no_grad():
+                hp, kv = self._call(dec, prompt)
+                for c in todo:
+                    hc = self._call(dec, c, copy.deepcopy(kv))[0] if c else hp[:0]
+                    self._bottom_cache[tuple(prompt + c)] = torch.cat([hp, hc])
+        finally:
+            self._restore(dec, saved)
+
+    def _continuations(self, prompt: list[int], conts: list[list[int]], prefix: list[int] = ()):
+        """Hidden states that predict each continuation's tokens after the prompt: (the prompt's last
+        position, [the hidden states of continuation c's tokens but its last, for each c]).
+
+        With the bottom layers cached (zero-shot): their pass over the prompt runs once, then the top
+        layers over prompt + continuation. Otherwise the whole model with keys and values: the shared
+        prefix (few-shot: system, description, the examples) once per prompt set, the prompt once per item."""
+        import copy
+
+        heads = [c[:-1] for c in conts]
+        if self.split and not prefix:
+            self._bottom_options(prompt, heads)
+            hidden = self._hidden([prompt + h for h in heads])
+            n = len(prompt)
+            return hidden[0, n - 1], [hidden[r, n:n + len(h)] for r, h in enumerate(heads)]
+        dec = self._decoder()
+        kv = None
+        rest = prompt
+        if prefix:
+            key = tuple(prefix)
+            if self._prefix_cache is None or self._prefix_cache[0] != key:
+                self._prefix_cache = (key, self._call(dec, list(prefix))[1])
+            kv = copy.deepcopy(self._prefix_cache[1])
+            rest = prompt[len(prefix):]
+        hp, kv = self._call(dec, rest, kv)
+        outs = [self._call(dec, h, copy.deepcopy(kv))[0] if h else hp[:0] for h in heads]
+        return hp[-1], outs
 
     def _logprobs_at(self, hidden, positions):
         """log p(next token) at the given (row, position) pairs; the LM head runs on those rows only."""
@@ -588,8 +630,7 @@ class LoRAStudent:
         data = []
         truncated = 0
         for g in groups:
-            lettered = bool(parse_options(g.input))
-            ans = self._answer_ids(self._answer(g.candidates, g.correct, lettered)) + self.end_ids
+            ans = self._answer_ids(self._answer(g.candidates, g.correct)) + self.end_ids
             p = self._prompt_ids(desc, g.input, budget=c.max_length - len(ans))
             truncated += len(p) + len(ans) >= c.max_length
             data.append((p, ans))
@@ -637,14 +678,14 @@ class LoRAStudent:
 
     # -- reading
     def option_logliks(self, items: list[Item], *, examples: list[Item] = (), description: str | None = None) -> list[list[float]]:
-        """Summed log-likelihood of each option's answer after each item's prompt."""
+        """Summed log-likelihood of each option's text after each item's prompt."""
         torch = self.torch
         desc = self.description if description is None else description
-        shots = [(e.text, e.answer) for e in examples]
+        shots = [(e.text, self._answer(e.options, e.correct)) for e in examples]
         budget = self.cfg.few_shot_length if shots else self.cfg.max_length
         prompts, answers = [], []
         for it in items:
-            ans = [self._answer_ids(self._answer(it.options, i, it.lettered)) for i in range(len(it.options))]
+            ans = [self._answer_ids(self._answer(it.options, i)) for i in range(len(it.options))]
             answers.append(ans)
             prompts.append(self._prompt_ids(desc, it.text, shots=shots, budget=budget - max(len(a) for a in ans)))
         prefix: list[int] = []
@@ -656,30 +697,18 @@ class LoRAStudent:
         self.model.eval()
         with torch.no_grad():
             for p, ans in zip(prompts, answers):
-                single = all(len(a) == 1 for a in ans)
-                if prefix and p[:len(prefix)] == prefix and single:
-                    hidden = self._with_prefix(prefix, p[len(prefix):])
-                    pos = hidden.shape[1] - 1
-                    lp = self._logprobs_at(hidden, (torch.tensor([0]), torch.tensor([pos])))[0]
-                    out.append([float(lp[a[0]]) for a in ans])
-                    continue
-                if single:  # one pass: the next-token distribution after the prompt
-                    hidden = self._hidden([p])
-                    lp = self._logprobs_at(hidden, (torch.tensor([0]), torch.tensor([len(p) - 1])))[0]
-                    out.append([float(lp[a[0]]) for a in ans])
-                    continue
-                hidden = self._hidden([p + a for a in ans])
-                rows, cols, targets = [], [], []
-                for r, a in enumerate(ans):
-                    for k, t in enumerate(a):
-                        rows.append(r)
-                        cols.append(len(p) + k - 1)
-                        targets.append(t)
-                lp = self._logprobs_at(hidden, (torch.tensor(rows), torch.tensor(cols)))
-                tok_lp = lp.gather(1, torch.tensor(targets, device=lp.device).view(-1, 1)).view(-1).tolist()
-                sums = [0.0] * len(ans)
-                for r, v in zip(rows, tok_lp):
-                    sums[r] += v
+                pre = prefix if prefix and p[:len(prefix)] == prefix and len(p) > len(prefix) else []
+                if shots and not pre:
+                    pre = p[:-1]  # the few-shot reading always runs the whole model (no adapter, nothing to cache)
+                h_last, h_conts = self._continuations(p, ans, pre)
+                lp0 = self._logprobs_at(h_last.view(1, 1, -1), (torch.tensor([0]), torch.tensor([0])))[0]
+                sums = []
+                for a, hc in zip(ans, h_conts):
+                    v = float(lp0[a[0]])
+                    if len(a) > 1:
+                        lp = self._logprobs_at(hc.unsqueeze(0), (torch.zeros(len(a) - 1, dtype=torch.long), torch.arange(len(a) - 1)))
+                        v += float(lp.gather(1, torch.tensor(a[1:], device=lp.device).view(-1, 1)).sum())
+                    sums.append(v)
                 out.append(sums)
         return out
 
