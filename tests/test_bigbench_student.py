@@ -131,13 +131,16 @@ def test_harness_on_a_fake_build_reads_its_cache_on_rerun(tmp_path, monkeypatch)
     class Spec:
         output_kind, labels = "letter", []
 
+    failed = out / "cause_and_effect__two_sentences" / "datatune_plus_synthetic"
+    failed.mkdir(parents=True)  # a build that found no set (build_error.json): the student trained on nothing
+    (failed / "build_error.json").write_text(json.dumps({"error": "ConfigError: no candidate dataset fits this task", "build_s": 2.0}))
     monkeypatch.setattr(samemodel, "load_set", lambda adir: (rows[adir.name], Spec(), {}, []))
     st = tiny_student()
-    kw = dict(out=out, student=st, size=3, n_test=4, seed=0, arms=("few-shot", "datatune", "synthetic"), results_dir=tmp_path / "results",
+    kw = dict(out=out, student=st, size=3, n_test=4, seed=0, arms=("few-shot", "datatune", "datatune+synthetic", "synthetic"), results_dir=tmp_path / "results",
               log=lambda m: None)
     res = samemodel.student_phase(task, **kw)
     arms = res["arms"]
-    assert set(arms) == {"few-shot", "datatune", "synthetic"}
+    assert set(arms) == {"few-shot", "datatune", "datatune+synthetic", "synthetic"}
     for a in arms.values():
         sc = a["score"]
         assert sc["items"] == 4 and math.isfinite(sc["normalized_score"]) and math.isfinite(sc["normalized_se"])
@@ -145,6 +148,11 @@ def test_harness_on_a_fake_build_reads_its_cache_on_rerun(tmp_path, monkeypatch)
     assert arms["few-shot"]["student"]["shots"] == 2 and arms["datatune"]["student"]["shots"] == 0
     assert arms["datatune"]["student"]["steps"] == 4 and arms["synthetic"]["student"]["steps"] == 2
     assert arms["datatune"]["provenance"]["sources"] == ["x/copa:c"]
+    mix = arms["datatune+synthetic"]
+    assert mix["rows"] == 0 and mix["student"]["steps"] == 0 and "no candidate" in mix["build_error"] and mix["student"]["adapter"]
+    # trained on nothing = the base model zero-shot: the same reading as a fresh student's
+    assert mix["student"]["logliks"] == [[round(v, 4) for v in x] for x in tiny_student().option_logliks(
+        samemodel.prepare(task, out, n_test=4, seed=0)[1].eval_subset, description=samemodel.load_task(task).description)]
     assert (tmp_path / "cache" / "adapters").is_dir()
     saved = json.loads((tmp_path / "results" / "cause_and_effect__two_sentences" / "result.json").read_text())
     assert set(saved["arms"]) == set(arms)

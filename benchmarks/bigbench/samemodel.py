@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 BUILD_ARMS = tuple(a for a in ARMS if a != "few-shot")
 RESULTS_DIR = HERE / "results_samemodel"
 DEFAULT_SIZE = 40
-DEFAULT_TEST = 50
+DEFAULT_TEST = 40
 
 
 def cache_root() -> Path:
@@ -131,6 +131,14 @@ def load_set(adir: Path):
 
 
 # -- phase 2: the students -------------------------------------------------------------------------
+TRAINING_FIELDS = ("epochs", "batch", "lr", "lora_r", "lora_alpha", "lora_dropout", "lora_layers", "targets", "max_steps", "max_length")
+
+
+def reading_settings(cfg: dict) -> dict:
+    """What the few-shot reading depends on: the model and how it reads, not how an adapter would be trained."""
+    return {k: v for k, v in cfg.items() if k not in TRAINING_FIELDS}
+
+
 def result_key(cfg: dict, arm: str, task_name: str, items, groups) -> str:
     """What a cached student result depends on: the settings, the scored items and the training rows."""
     h = hashlib.sha256()
@@ -158,18 +166,25 @@ def student_phase(task_path: str, *, out: Path, student, size: int, n_test: int,
         if arm != "few-shot":
             adir = tdir / slug_arm(arm)
             if not (adir / "build.json").is_file():
-                log(f"[{task.name}] {arm}: no finished build in {adir}; skipped")
-                continue
-            rows, spec, manifest, plans = load_set(adir)
-            labels = spec.labels if spec is not None and spec.output_kind == "label" else (task.labels or None)
-            groups, gstats = groups_from_rows(rows, labels=labels or task.labels or None, seed=seed)
-            binfo = json.loads((adir / "build.json").read_text())
-            extra = {"rows": len(rows), "provenance": provenance(rows), "drops": (manifest.get("quality") or {}).get("drops", {}),
-                     "build_s": binfo["build_s"], "llm": binfo["llm"], "model": binfo["model"],
-                     "plans": {"kept": [f"{p.key} ({p.reason})" for p in plans if p.keep], "planned": len([p for p in plans if not p.card_only]),
-                               "rejected": [f"{p.key}: {p.reason}"[:200] for p in plans if not p.keep and not p.card_only]},
-                     "spec": {"output_kind": getattr(spec, "output_kind", None), "labels": getattr(spec, "labels", None)}}
-        key = result_key(cfg, arm, task.name, items, groups)
+                if not (adir / "build_error.json").is_file():
+                    log(f"[{task.name}] {arm}: no finished build in {adir}; skipped")
+                    continue
+                # the build found no set: the student trained on nothing is the base model, read zero-shot
+                err = json.loads((adir / "build_error.json").read_text())
+                rows, spec, groups, gstats, labels = [], None, [], {"rows": 0, "usable": 0}, task.labels or None
+                extra = {"rows": 0, "build_error": err["error"], "build_s": err["build_s"], "plans": err.get("plans") or {},
+                         "provenance": {"by_source": {}, "by_method": {}, "sources": []}}
+            else:
+                rows, spec, manifest, plans = load_set(adir)
+                labels = spec.labels if spec is not None and spec.output_kind == "label" else (task.labels or None)
+                groups, gstats = groups_from_rows(rows, labels=labels or task.labels or None, seed=seed)
+                binfo = json.loads((adir / "build.json").read_text())
+                extra = {"rows": len(rows), "provenance": provenance(rows), "drops": (manifest.get("quality") or {}).get("drops", {}),
+                         "build_s": binfo["build_s"], "llm": binfo["llm"], "model": binfo["model"],
+                         "plans": {"kept": [f"{p.key} ({p.reason})" for p in plans if p.keep], "planned": len([p for p in plans if not p.card_only]),
+                                   "rejected": [f"{p.key}: {p.reason}"[:200] for p in plans if not p.keep and not p.card_only]},
+                         "spec": {"output_kind": getattr(spec, "output_kind", None), "labels": getattr(spec, "labels", None)}}
+        key = result_key(reading_settings(cfg) if arm == "few-shot" else cfg, arm, task.name, items, groups)
         f = rdir / f"{slug_arm(arm)}.json"
         if f.is_file() and not force:
             prev = json.loads(f.read_text())
@@ -191,8 +206,8 @@ def student_phase(task_path: str, *, out: Path, student, size: int, n_test: int,
             res = {"arm": arm, **extra, "student": {"kind": student.kind, "adapter": str(adapter), "training_groups": gstats, **trained, **info}}
             t1 = time.perf_counter()
             try:
-                res["intrinsic"] = intrinsic(rows, spec, embedder=embedder) if embedder is not None else None
-                res["label_accuracy"] = label_accuracy(rows, catalog, labels=labels or task.labels or None) if catalog is not None else None
+                res["intrinsic"] = intrinsic(rows, spec, embedder=embedder) if embedder is not None and rows else None
+                res["label_accuracy"] = label_accuracy(rows, catalog, labels=labels or task.labels or None) if catalog is not None and rows else None
             except Exception as e:  # a measure must not lose the student's result
                 res["metrics_error"] = f"{type(e).__name__}: {e}"
             res["metrics_s"] = round(time.perf_counter() - t1, 2)

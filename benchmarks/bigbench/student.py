@@ -263,7 +263,7 @@ class LoRAConfig:
     """How the LoRA student trains and reads. The defaults are sized for 2 CPU cores (see NOTES.md,
     "Same-model student"); `paper()` is the paper's kind of run for a GPU."""
 
-    epochs: int = 3
+    epochs: int = 2
     batch: int = 4  # rows per optimizer step
     lr: float = 5e-4
     max_length: int = 256  # tokens of one training / zero-shot prompt + answer (the item text is cut from its start)
