@@ -130,6 +130,21 @@ def load_set(adir: Path):
     return rows, spec, manifest, plans
 
 
+def wait_for_builds(task_path: str, out: Path, arms: tuple[str, ...], *, seed: int, poll_s: float = 30.0, log=print) -> None:
+    """Block until every build arm of the task has finished (build.json) or failed (build_error.json)."""
+    tdir = out / slug(load_task(task_path, seed=seed).name)
+    pending = [a for a in arms if a in BUILD_ARMS]
+    said = False
+    while True:
+        left = [a for a in pending if not any((tdir / slug_arm(a) / f).is_file() for f in ("build.json", "build_error.json"))]
+        if not left:
+            return
+        if not said:
+            log(f"waiting for the builds of {tdir.name}: {', '.join(left)}")
+            said = True
+        time.sleep(poll_s)
+
+
 # -- phase 2: the students -------------------------------------------------------------------------
 TRAINING_FIELDS = ("epochs", "batch", "lr", "lora_r", "lora_alpha", "lora_dropout", "lora_layers", "targets", "max_steps", "max_length")
 
@@ -248,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--max-length", type=int)
     ap.add_argument("--lora-layers", type=int, help="LoRA on the top K layers (0 = all)")
+    ap.add_argument("--wait-builds", action="store_true",
+                    help="student phase: wait for each task's builds (a --phase build run in another process) before reading it")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -292,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 
         embedder, catalog = get_embedder(), open_catalog(args.catalog)
         for t in tasks:
+            if args.wait_builds:
+                wait_for_builds(t, out, arms, seed=args.seed, log=log)
             student_phase(t, out=out, student=student, size=args.size, n_test=args.test_size, seed=args.seed, arms=arms,
                           results_dir=results_dir, embedder=embedder, catalog=catalog, force=args.force, log=log)
         log(f"students done at {time.perf_counter() - t0:.0f} s")
