@@ -12,7 +12,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # CPU torch first: an unpinned torch would pull a multi-GB CUDA build (see DESIGN.md)
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[embedded,embedded-small,dev]'
+.venv/bin/python -m pip install -q -e '.[embedded,embedded-small,bench,dev]'
 if [ "${1:-}" != "--no-example" ]; then
   .venv/bin/datatune build "Classify the sentiment of a movie review as positive or negative" \
       --catalog ../shared/hub --size 500 --out out/sentiment --overwrite
