@@ -1,9 +1,10 @@
 """Where compiled plans run: `local` (this process) or `ray` (Ray Data, on a laptop or a cluster).
 
 An engine maps a source split's Arrow batches through a compiled plan (`compile.RowMapper.map_arrow`)
-and yields the mapped batches in source order. Everything after (which rows are valid, the seeded
-pool, allocation, output) reads positions, so the same plans and seed give the same rows whichever
-engine mapped them.
+and yields the mapped batches in source order. The split comes as a `datasets.Dataset` or as the
+`source.SplitRows` the build reads it through (its pages given back as the pass moves on).
+Everything after (which rows are valid, the seeded pool, allocation, output) reads positions, so
+the same plans and seed give the same rows whichever engine mapped them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datasets
 import pyarrow as pa
 
 from ..core.errors import ConfigError
+from .source import SplitRows
 
 ENGINES = ("local", "ray")
 
@@ -21,9 +23,9 @@ ENGINES = ("local", "ray")
 class Engine(Protocol):
     name: str
 
-    def map_split(self, mapper, ds: datasets.Dataset, *, batch_size: int) -> Iterator[pa.Table]:
-        """`mapper.map_arrow` over `ds`'s batches (only the columns the plan reads), in source order:
-        the yielded tables have columns input, output, drop and len(ds) rows in all."""
+    def map_split(self, mapper, source: "datasets.Dataset | SplitRows", *, batch_size: int) -> Iterator[pa.Table]:
+        """`mapper.map_arrow` over the split's batches (only the columns the plan reads), in source order:
+        the yielded tables have columns input, output, drop and as many rows as the split in all."""
         ...
 
 

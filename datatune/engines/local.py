@@ -7,16 +7,22 @@ from typing import Iterator
 import datasets
 import pyarrow as pa
 
+from .source import SplitRows
 
-def arrow_batches(ds: datasets.Dataset, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
-    """`ds`'s rows as Arrow tables of `batch_size` rows, only `columns` (those present)."""
-    ds = ds.select_columns([c for c in columns if c in ds.column_names]).with_format("arrow")
-    yield from ds.iter(batch_size=batch_size)
+
+def split_rows(source: "datasets.Dataset | SplitRows", columns: list[str]) -> SplitRows:
+    """`source` as a SplitRows of `columns` (a Dataset is opened; a SplitRows is kept as it is)."""
+    return source if isinstance(source, SplitRows) else SplitRows(source, columns)
+
+
+def arrow_batches(source: "datasets.Dataset | SplitRows", columns: list[str], batch_size: int) -> Iterator[pa.Table]:
+    """The split's rows as Arrow tables of `batch_size` rows, only `columns` (those present)."""
+    yield from split_rows(source, columns).batches(batch_size)
 
 
 class LocalEngine:
     name = "local"
 
-    def map_split(self, mapper, ds: datasets.Dataset, *, batch_size: int) -> Iterator[pa.Table]:
-        for table in arrow_batches(ds, mapper.columns, batch_size):
+    def map_split(self, mapper, source: "datasets.Dataset | SplitRows", *, batch_size: int) -> Iterator[pa.Table]:
+        for table in arrow_batches(source, mapper.columns, batch_size):
             yield mapper.map_arrow(table)

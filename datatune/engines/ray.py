@@ -1,7 +1,7 @@
 """The Ray engine: a split's batches mapped by Ray Data on the workers of a Ray cluster, in source order.
 
-The split's Arrow table (only the columns the plan reads; zero-copy slices of `datasets`' memory-mapped
-files) goes into the object store a window at a time (`ray.data.from_arrow`), `map_batches` runs the
+The split's Arrow table (only the columns the plan reads; zero-copy slices of its memory-mapped files,
+source.SplitRows, whose pages are given back after each window) goes into the object store a window at a time (`ray.data.from_arrow`), `map_batches` runs the
 compiled plan's `map_arrow` over it on the workers, and the mapped tables come back in source order
 (`preserve_order`). A window is about WINDOW_BYTES of source, so the object store holds a bounded share
 of a large split and the driver's memory follows the window, not the split. A worker that dies is
@@ -25,6 +25,8 @@ import pyarrow as pa
 from ..compile import RowMapper, compile_plan
 from ..core.errors import ConfigError, OfflineError
 from ..core.settings import ray_address
+from .local import split_rows
+from .source import SplitRows
 
 WINDOW_BYTES = 256 * 2**20  # source bytes per Ray dataset: about 1.7M rows of 150-byte reviews
 CONNECT_TIMEOUT = 5.0  # seconds to reach DATATUNE_RAY_ADDRESS's head before saying it can't be reached
@@ -114,22 +116,23 @@ def _compiled(plan, features) -> _Mapper:
     return _Mapper(compile_plan(plan, features))
 
 
-def _windows(ds: datasets.Dataset, batch_size: int, cpus: int) -> Iterator[list[pa.Table]]:
-    """`ds`'s rows as lists of Arrow tables (the blocks of one Ray dataset), about WINDOW_BYTES of source per list.
+def _windows(rows: SplitRows, batch_size: int, cpus: int) -> Iterator[list[pa.Table]]:
+    """The split's rows as lists of Arrow tables (the blocks of one Ray dataset), about WINDOW_BYTES of source per list.
 
-    A window is a zero-copy slice of the split's memory-mapped table (a gather only where `ds` has an
-    indices mapping), so the driver never holds more than one window of its own. A block is a whole
-    number of batches, about four per CPU of the cluster in a window: fewer, larger tasks than one per
-    batch (a task costs milliseconds of scheduling), enough of them to keep every worker busy."""
-    n = len(ds)
-    per_row = max(1, ds.data.nbytes // max(1, ds.data.num_rows))
-    rows = max(batch_size, (WINDOW_BYTES // per_row) // batch_size * batch_size)
-    arrow = ds.with_format("arrow")
-    for start in range(0, n, rows):
-        table = arrow[start:min(n, start + rows)]
+    A window is a zero-copy slice of the split's memory-mapped table (a gather only where the split has
+    an indices mapping), so the driver never holds more than one window of its own; the pages it read
+    are given back once its blocks are mapped. A block is a whole number of batches, about four per CPU
+    of the cluster in a window: fewer, larger tasks than one per batch (a task costs milliseconds of
+    scheduling), enough of them to keep every worker busy."""
+    n = rows.num_rows
+    per_row = max(1, rows.nbytes // max(1, n))
+    step = max(batch_size, (WINDOW_BYTES // per_row) // batch_size * batch_size)
+    for start in range(0, n, step):
+        table = rows.slice(start, min(n, start + step) - start)
         batches = -(-table.num_rows // batch_size)
         block = batch_size * max(1, -(-batches // (4 * cpus)))
         yield [table.slice(i, block) for i in range(0, table.num_rows, block)]
+        rows.release()
 
 
 class RayEngine:
@@ -138,13 +141,12 @@ class RayEngine:
     def __init__(self):
         self.ray = ensure_ray()  # at construction: a cluster that can't be reached stops the build before it maps
 
-    def map_split(self, mapper, ds: datasets.Dataset, *, batch_size: int) -> Iterator[pa.Table]:
+    def map_split(self, mapper, source: "datasets.Dataset | SplitRows", *, batch_size: int) -> Iterator[pa.Table]:
         import ray.data
 
-        ds = ds.select_columns([c for c in mapper.columns if c in ds.column_names])
         fn = _Mapper(mapper)
         cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
-        for window in _windows(ds, batch_size, cpus):
+        for window in _windows(split_rows(source, mapper.columns), batch_size, cpus):
             rd = ray.data.from_arrow(window)
             ctx = rd.context
             ctx.execution_options.preserve_order = True  # the mapped batches in source order
