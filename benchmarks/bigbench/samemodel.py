@@ -130,19 +130,27 @@ def load_set(adir: Path):
     return rows, spec, manifest, plans
 
 
-def wait_for_builds(task_path: str, out: Path, arms: tuple[str, ...], *, seed: int, poll_s: float = 30.0, log=print) -> None:
-    """Block until every build arm of the task has finished (build.json) or failed (build_error.json)."""
+def builds_done(task_path: str, out: Path, arms: tuple[str, ...], *, seed: int) -> bool:
+    """Every build arm of the task has finished (build.json) or failed (build_error.json)."""
     tdir = out / slug(load_task(task_path, seed=seed).name)
-    pending = [a for a in arms if a in BUILD_ARMS]
+    return all(any((tdir / slug_arm(a) / f).is_file() for f in ("build.json", "build_error.json")) for a in arms if a in BUILD_ARMS)
+
+
+def ready_first(tasks: list[str], out: Path, arms: tuple[str, ...], *, seed: int, poll_s: float = 30.0, log=print):
+    """The tasks in the order their builds finish (a --phase build run in another process makes them)."""
+    pending = list(tasks)
     said = False
-    while True:
-        left = [a for a in pending if not any((tdir / slug_arm(a) / f).is_file() for f in ("build.json", "build_error.json"))]
-        if not left:
-            return
-        if not said:
-            log(f"waiting for the builds of {tdir.name}: {', '.join(left)}")
-            said = True
-        time.sleep(poll_s)
+    while pending:
+        ready = [t for t in pending if builds_done(t, out, arms, seed=seed)]
+        if not ready:
+            if not said:
+                log(f"waiting for builds: {len(pending)} tasks left")
+                said = True
+            time.sleep(poll_s)
+            continue
+        said = False
+        pending.remove(ready[0])
+        yield ready[0]
 
 
 # -- phase 2: the students -------------------------------------------------------------------------
@@ -308,9 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         from datatune.embed import get_embedder
 
         embedder, catalog = get_embedder(), open_catalog(args.catalog)
-        for t in tasks:
-            if args.wait_builds:
-                wait_for_builds(t, out, arms, seed=args.seed, log=log)
+        for t in (ready_first(tasks, out, arms, seed=args.seed, log=log) if args.wait_builds else tasks):
             student_phase(t, out=out, student=student, size=args.size, n_test=args.test_size, seed=args.seed, arms=arms,
                           results_dir=results_dir, embedder=embedder, catalog=catalog, force=args.force, log=log)
         log(f"students done at {time.perf_counter() - t0:.0f} s")
