@@ -1,4 +1,6 @@
-"""Allocation: which pooled rows fill --size, over the pool's columns (no row objects).
+"""Allocation: which pooled rows fill --size, over integer codes of the pool's columns (the
+dictionary codes records.RowStore.codes gives: no row objects, no string per row); and the
+Selection of the chosen rows, written a split and a chunk at a time (ChosenSplit).
 
 The rule (unchanged from the list-based version, which the golden tests pin):
 - sources are taken in `order`, each dataset with a capped share (`per_source_cap` of --size when
@@ -17,13 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from .records import SCHEMA, Row, rows_to_table
+from .records import SCHEMA, Row, RowStore, codes_in, dictionary_codes, encoded, gathered_chunks, position_type, rows_to_table
 
 
 def source_cap(size: int, per_source_cap: float, n_sources: int) -> int:
@@ -37,12 +38,6 @@ def split_order(splits) -> list[str]:
     return sorted(splits, key=lambda s: (pref.get(s, 2), s))
 
 
-def _codes(column: pa.ChunkedArray | pa.Array, values: Sequence[str]) -> np.ndarray:
-    """Position of each row's value in `values` (-1 when it is none of them)."""
-    idx = pc.index_in(column, value_set=pa.array(list(values), pa.string()))
-    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
 @dataclass
 class _Codes:
     """The few columns allocation reads, as integer codes in the pool's row order."""
@@ -54,39 +49,41 @@ class _Codes:
     split: np.ndarray  # per row, its split's position in `splits`
 
 
-def _pool_codes(table: pa.Table, source_order: list[str], labels: list[str] | None, view: np.ndarray | None) -> _Codes:
+ALLOCATED = ["source_dataset", "source_config", "source_split", "output"]  # the columns allocation reads
+
+
+def _pool_codes(table: pa.Table, source_order: list[str], labels: list[str] | None) -> _Codes:
     # the source key ("dataset:config") of each row as an integer, from the two columns' dictionary
     # codes: no string per row is made (a 2M-row pool would otherwise join 2M strings)
-    ds = pc.dictionary_encode(table.column("source_dataset")).combine_chunks()
-    cfg = pc.dictionary_encode(table.column("source_config")).combine_chunks()
-    pair = ds.indices.to_numpy().astype(np.int64) * max(1, len(cfg.dictionary)) + cfg.indices.to_numpy()
-    present, pair_code = np.unique(pair, return_inverse=True)
-    names = [f"{ds.dictionary[int(x) // max(1, len(cfg.dictionary))].as_py()}:{cfg.dictionary[int(x) % max(1, len(cfg.dictionary))].as_py()}"
-             for x in present]
+    ds, ds_values = dictionary_codes(table.column("source_dataset"))
+    cfg, cfg_values = dictionary_codes(table.column("source_config"))
+    width = len(cfg_values)
+    present, pair_code = np.unique(ds * width + cfg, return_inverse=True)
+    names = [f"{ds_values[int(x) // width]}:{cfg_values[int(x) % width]}" for x in present.tolist()]
     known = list(dict.fromkeys([*source_order, *names]))
     where = np.asarray([known.index(k) for k in names], dtype=np.int64)
-    key = where[pair_code.reshape(-1)] if len(pair) else np.zeros(0, dtype=np.int64)
-    splits = split_order(pc.unique(table.column("source_split")).to_pylist()) if table.num_rows else []
-    codes = [key, _codes(table.column("output"), labels) if labels else None, _codes(table.column("source_split"), splits)]
-    if view is not None:
-        codes = [c[view] if c is not None else None for c in codes]
-    return _Codes(known, codes[0], codes[1], splits, codes[2])
+    key = where[pair_code.reshape(-1)] if table.num_rows else np.zeros(0, dtype=np.int64)
+    split, split_values = dictionary_codes(table.column("source_split"))
+    splits = split_order([split_values[c] for c in np.unique(split).tolist()]) if table.num_rows else []
+    label = codes_in(table.column("output"), labels) if labels else None
+    return _Codes(known, key, label, splits, codes_in(table.column("source_split"), splits))
 
 
 def allocate_indices(table: pa.Table, order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
-                     weak: set[str] | frozenset = frozenset(), rows: np.ndarray | None = None, view: np.ndarray | None = None) -> np.ndarray:
+                     weak: set[str] | frozenset = frozenset(), rows: np.ndarray | None = None) -> np.ndarray:
     """Positions of the rows that fill `size`, in the order they are chosen.
 
-    The pool's rows are `table`'s, or, with `view`, `table`'s rows at those positions in that order;
-    positions returned are in the pool's order. `rows` restricts the choice to those positions (kept
-    in their order), as `allocate_by_split_indices` does per tier.
+    `table` holds the pool's `ALLOCATED` columns in the pool's order (strings or dictionary codes, as
+    RowStore.codes gives them). `rows` restricts the choice to those positions (kept in their order),
+    as `allocate_by_split_indices` does per tier.
     """
-    return _allocate(_pool_codes(table, order, labels, view), order, size, per_source_cap, labels, weak, rows)
+    return _allocate(_pool_codes(table, order, labels), order, size, per_source_cap, labels, weak, rows)
 
 
 def _allocate(codes: _Codes, order: list[str], size: int, per_source_cap: float, labels: list[str] | None,
               weak: set[str] | frozenset, rows: np.ndarray | None) -> np.ndarray:
-    rows = np.arange(len(codes.key), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    kind = position_type(len(codes.key))[0]
+    rows = np.arange(len(codes.key), dtype=kind) if rows is None else np.asarray(rows).astype(kind, copy=False)
     known = codes.known
     key_code = codes.key[rows]
     by_source = {k: rows[key_code == i] for i, k in enumerate(known)}
@@ -132,10 +129,10 @@ def _allocate(codes: _Codes, order: list[str], size: int, per_source_cap: float,
 
 
 def allocate_by_split_indices(table: pa.Table, order: list[str], size: int, per_source_cap: float, labels: list[str] | None = None,
-                              weak: set[str] | frozenset = frozenset(), view: np.ndarray | None = None) -> np.ndarray:
+                              weak: set[str] | frozenset = frozenset()) -> np.ndarray:
     """`allocate_indices` over train rows of the near sources first; then their validation rows, then far
     (weak) sources' train and validation rows, and test splits only while the set is still short."""
-    codes = _pool_codes(table, order, labels, view)
+    codes = _pool_codes(table, order, labels)
     if not len(codes.key):
         return np.zeros(0, dtype=np.int64)
     ranked = codes.splits
@@ -172,16 +169,17 @@ def allocate(rows: list[Row], order: list[str], size: int, per_source_cap: float
 
 class Selection:
     """The rows a build has chosen: positions in the pool while no stage rewrote a row, so that
-    choosing, topping up and shuffling cost one gather of the strings at the end; a table of
-    their own once a stage (verification, top-up) gives rows back.
+    choosing, topping up and shuffling cost no string; a table of their own once a stage
+    (verification, top-up) gives rows back.
 
-    The pool's rows are `pool`'s at the positions `view` (in that order); `index` are positions in
-    the pool's order."""
+    The pool's rows are `pool`'s (a records.RowStore) at the positions `view` (in that order);
+    `index` are positions in the pool's order."""
 
-    def __init__(self, pool: pa.Table, index: np.ndarray, view: np.ndarray | None = None):
+    def __init__(self, pool: RowStore, index: np.ndarray, view: np.ndarray | None = None):
         self.pool = pool
-        self.view = np.arange(pool.num_rows, dtype=np.int64) if view is None else np.asarray(view, dtype=np.int64)
-        self.allocated = np.asarray(index, dtype=np.int64)
+        kind = position_type(pool.num_rows)[0]
+        self.view = np.arange(pool.num_rows, dtype=kind) if view is None else np.asarray(view).astype(kind, copy=False)
+        self.allocated = np.asarray(index).astype(kind, copy=False)
         self._index: np.ndarray | None = self.allocated
         self._own: pa.Table | None = None
 
@@ -192,7 +190,7 @@ class Selection:
     def table(self) -> pa.Table:
         if self._own is not None:
             return self._own
-        return self.pool.take(pa.array(self.view[self._index], pa.int64()))
+        return self.pool.gather(self.view[self._index])
 
     def replace(self, table: pa.Table) -> None:
         self._own, self._index = table, None
@@ -211,7 +209,7 @@ class Selection:
         if self._index is not None:
             self._index = np.concatenate([self._index, extra])
         else:
-            self._own = pa.concat_tables([self._own, self.pool.take(pa.array(self.view[extra], pa.int64()))])
+            self._own = pa.concat_tables([self._own, self.pool.gather(self.view[extra])])
 
     def reorder(self, order: np.ndarray) -> None:
         if self._index is not None:
@@ -220,20 +218,28 @@ class Selection:
             self._own = self._own.take(pa.array(order, pa.int64()))
 
     def rows_between(self, lo: int, hi: int, columns: Sequence[str] | None = None) -> pa.Table:
-        """The chosen rows lo..hi (in the selection's order) as a table of their own, only `columns` when given."""
+        """The chosen rows lo..hi (in the selection's order) as a table of their own; with `columns`, only
+        those, string columns dictionary-encoded (RowStore.codes)."""
         if self._own is not None:
             t = self._own.slice(lo, hi - lo)
-        else:
-            pool = self.pool.select(list(columns)) if columns is not None else self.pool
-            return pool.take(pa.array(self.view[self._index[lo:hi]], pa.int64()))
-        return t.select(list(columns)) if columns is not None else t
+            return encoded(t.select(list(columns))) if columns is not None else t
+        positions = self.view[self._index[lo:hi]]
+        return self.pool.codes(positions, columns) if columns is not None else self.pool.gather(positions)
+
+    def chunks(self, lo: int, hi: int, size: int) -> Iterator[pa.Table]:
+        """The chosen rows lo..hi, whole, `size` at a time (records.gathered_chunks)."""
+        if self._own is not None:
+            for a in range(lo, hi, size):
+                yield self._own.slice(a, min(size, hi - a))
+            return
+        yield from gathered_chunks(self.pool, self.view[self._index[lo:hi]], size)
 
     def rows_at(self, positions: np.ndarray) -> pa.Table:
         """The chosen rows at these positions of the selection's order."""
         positions = np.asarray(positions, dtype=np.int64)
         if self._own is not None:
             return self._own.take(pa.array(positions, pa.int64()))
-        return self.pool.take(pa.array(self.view[self._index[positions]], pa.int64()))
+        return self.pool.gather(self.view[self._index[positions]])
 
     def split(self, lo: int, hi: int) -> "ChosenSplit":
         return ChosenSplit(self, lo, hi)
@@ -255,12 +261,11 @@ class ChosenSplit:
     def num_rows(self) -> int:
         return self.hi - self.lo
 
-    def batches(self, size: int = WRITE_CHUNK):
-        for a in range(self.lo, self.hi, size):
-            yield self.selection.rows_between(a, min(a + size, self.hi))
+    def batches(self, size: int = WRITE_CHUNK) -> Iterator[pa.Table]:
+        yield from self.selection.chunks(self.lo, self.hi, size)
 
     def columns(self, names: Sequence[str]) -> pa.Table:
-        """Only these columns of the split's rows (what counts and the card read)."""
+        """Only these columns of the split's rows, string columns dictionary-encoded (what counts and the card read)."""
         return self.selection.rows_between(self.lo, self.hi, names)
 
     def rows_at(self, positions: np.ndarray) -> pa.Table:

@@ -17,7 +17,7 @@ from ..allocate import source_cap, split_order
 from ..core.errors import BudgetExceeded, DatasetLoadError, OfflineError
 from ..execute import Pool, fill_llm_fields, sample_pool
 from ..plan import Plan
-from ..records import Row, rows_to_table
+from ..records import Row, TableRows, release_unused, rows_to_table
 from .context import Context
 
 LLM_CHUNK = 16  # rows per shard on the per-row LLM path
@@ -67,8 +67,9 @@ def execute_sources(kept: list[Plan], ctx: Context) -> Executed:
                 rows, drops = llm_rows(plan, pool.rows, ctx)
                 result.drops.update(drops)
                 done = rows_to_table(rows)
-                pool = Pool(done, np.arange(done.num_rows, dtype=np.int64), pool.drops, pool.seen)
+                pool = Pool(TableRows(done), np.arange(done.num_rows, dtype=np.int64), pool.drops, pool.seen)
             result.pools[plan.key] = pool
+    release_unused()  # pass 1's transients
     return result
 
 

@@ -13,7 +13,7 @@ import random
 import time
 from array import array
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from .. import __version__
 from ..allocate import ChosenSplit, Selection
 from ..output import COUNTED, write_output
 from ..plan import BuildRecord, Plan, save_plans
-from ..records import concat, table_to_rows
+from ..records import concat, position_type, release_unused, table_to_rows
 from ..task import TaskSpec
 from .context import Context
 
@@ -32,9 +32,10 @@ from .context import Context
 def shuffle_and_split(chosen: Selection, ctx: Context) -> dict[str, ChosenSplit]:
     """The chosen rows in seeded order, cut into splits: the first --validation-fraction of them is
     validation, the rest train. No string moves until a split is written."""
-    order = array("q", range(chosen.num_rows))
+    kind, code = position_type(chosen.num_rows)
+    order = array(code, range(chosen.num_rows))
     random.Random(ctx.options.seed).shuffle(order)  # the permutation shuffling the rows themselves gave
-    chosen.reorder(np.frombuffer(order, dtype=np.int64))
+    chosen.reorder(np.frombuffer(order, dtype=kind))
     n, fraction = chosen.num_rows, ctx.options.validation_fraction
     if fraction <= 0 or n < 2:
         return {"train": chosen.split(0, n)}
@@ -89,25 +90,12 @@ def release(description: str, spec: TaskSpec, plans: list[Plan], splits: dict[st
         "wall_s": round(time.time() - started, 2),
     }
     with ctx.timed("quality"):
-        from ..quality import quality_report
-
-        # every row's counted columns (the splits in order), whole rows only for the samples the measures read
-        counted = concat([s.columns(COUNTED) for s in splits.values()])
-        parts = list(splits.values())
-        starts = np.cumsum([0] + [s.num_rows for s in parts])
-
-        def take_rows(positions: np.ndarray) -> pa.Table:
-            which = np.searchsorted(starts, positions, side="right") - 1
-            tables = [parts[k].rows_at(positions[which == k] - starts[k]) for k in range(len(parts))]
-            return concat(tables).take(pa.array(np.argsort(np.argsort(which, kind="stable"), kind="stable"), pa.int64()))
-
-        metrics = quality_report(counted, spec, embedder=embedder, drops=dict(drops), plots_dir=opts.out / "plots", embed_sample=500,
-                                 take_rows=take_rows)
+        metrics = _quality(splits, spec, ctx, drops=drops, embedder=embedder)
     stats = dict(stats)
     if embedder is not None and spec.examples and "example_coverage" not in stats:
         from ..coverage import example_coverage
 
-        everything = take_rows(np.arange(counted.num_rows, dtype=np.int64))
+        everything = _rows_taker(splits)(np.arange(sum(s.num_rows for s in splits.values()), dtype=np.int64))
         stats["example_coverage"] = example_coverage(table_to_rows(everything), spec.examples, embedder).to_dict()
     metrics.update(stats)
     manifest["quality"] = {k: v for k, v in metrics.items() if k not in ("by_source_config",)}
@@ -118,6 +106,33 @@ def release(description: str, spec: TaskSpec, plans: list[Plan], splits: dict[st
                    build=BuildRecord.of(opts, catalog=catalog.location, embed=embedder is not None, model=llm.endpoint.model))
     manifest["timings_s"] = ctx.timings
     return manifest
+
+
+def _rows_taker(splits: dict[str, ChosenSplit]) -> Callable[[np.ndarray], pa.Table]:
+    """Whole rows at positions over the splits in order (what the quality measures' samples read)."""
+    parts = list(splits.values())
+    starts = np.cumsum([0] + [s.num_rows for s in parts])
+
+    def take_rows(positions: np.ndarray) -> pa.Table:
+        which = np.searchsorted(starts, positions, side="right") - 1
+        tables = [parts[k].rows_at(positions[which == k] - starts[k]) for k in range(len(parts))]
+        return concat(tables).take(pa.array(np.argsort(np.argsort(which, kind="stable"), kind="stable"), pa.int64()))
+
+    return take_rows
+
+
+def _quality(splits: dict[str, ChosenSplit], spec: TaskSpec, ctx: Context, *, drops: Counter, embedder) -> dict:
+    """quality.quality_report over every row's counted columns (the splits in order, as dictionary codes),
+    whole rows only for the samples the measures read; the counted columns go when it returns."""
+    from ..quality import quality_report
+
+    release_unused()
+    counted = concat([s.columns(COUNTED) for s in splits.values()])
+    metrics = quality_report(counted, spec, embedder=embedder, drops=dict(drops), plots_dir=ctx.options.out / "plots", embed_sample=500,
+                             take_rows=_rows_taker(splits))
+    del counted
+    release_unused()
+    return metrics
 
 
 def _versions() -> dict:

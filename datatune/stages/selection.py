@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import pyarrow as pa
 
-from ..allocate import Selection, allocate_by_split_indices
+from ..allocate import ALLOCATED, Selection, allocate_by_split_indices
 from ..plan import Plan
-from ..records import concat, rows_to_table, table_to_rows
+from ..records import ConcatRows, RowStore, TableRows, position_type, release_unused, rows_to_table, table_to_rows
 from ..task import TaskSpec
 from .context import Context
 from .pools import Executed
@@ -35,12 +34,14 @@ def select_rows(executed: Executed, kept: list[Plan], spec: TaskSpec, ctx: Conte
     opts, pools = ctx.options, executed.pools
     drops: Counter = Counter()
     # the pooled rows are `pooled`'s at the positions `view`, in that order (see execute.Pool)
-    pooled = concat([p.table for p in pools.values()])
-    starts = np.cumsum([0] + [p.table.num_rows for p in pools.values()])[:-1]
-    view = np.concatenate([p.order + start for p, start in zip(pools.values(), starts)]) if pools else np.zeros(0, dtype=np.int64)
+    pooled: RowStore = ConcatRows([p.store for p in pools.values()])
+    starts = np.cumsum([0] + [p.store.num_rows for p in pools.values()])[:-1].tolist()
+    kind = position_type(pooled.num_rows)[0]
+    orders = [p.order.astype(kind, copy=False) + start for p, start in zip(pools.values(), starts)]
+    view = orders[0] if len(orders) == 1 else np.concatenate(orders) if orders else np.zeros(0, dtype=kind)
     if curate_fn is not None and opts.curate:
-        result = curate_fn(table_to_rows(pooled.take(pa.array(view, pa.int64()))), spec, eval_texts=opts.eval_texts)
-        pooled = rows_to_table(result.rows)
+        result = curate_fn(table_to_rows(pooled.gather(view)), spec, eval_texts=opts.eval_texts)
+        pooled = TableRows(rows_to_table(result.rows))
         view = np.arange(pooled.num_rows, dtype=np.int64)
         drops.update(result.drops)
     order, weak, relevance_info = [p.key for p in kept], set(), {}
@@ -54,5 +55,6 @@ def select_rows(executed: Executed, kept: list[Plan], spec: TaskSpec, ctx: Conte
             ctx.reporter.event("relevance", message=f"far from the {relevance.reference}, used only to fill gaps: " + ", ".join(relevance.weak),
                                relevance=relevance_info)
     labels = spec.labels if spec.output_kind == "label" else None
-    index = allocate_by_split_indices(pooled, order, opts.size, opts.per_source_cap, labels, weak=weak, view=view)
+    index = allocate_by_split_indices(pooled.codes(view, ALLOCATED), order, opts.size, opts.per_source_cap, labels, weak=weak)
+    release_unused()  # allocation's transient codes
     return Selected(Selection(pooled, index, view=view), drops, relevance_info)
