@@ -3,7 +3,7 @@
 A build draws a bounded pool from each source (`sample_pool`): every row is mapped once over
 Arrow batches to learn which rows are valid (and why the others are dropped), the valid ones are
 shuffled by seed, train split first, and only the first `keep` are kept. A pool that is most of
-the source is held as its valid rows' places and outputs (`MappedRows`, about 12 bytes a row): the
+the source is held as its valid rows' places and outputs (`MappedRows`, about 8 bytes a row): the
 inputs are mapped again from the source when the rows are written, one pass per split; a smaller
 pool is mapped again from its chosen rows at once. Memory grows with the pool's positions, not
 with its strings: a 20M-row source costs its valid-row index, not 20M rows.
@@ -120,7 +120,7 @@ class SplitPositions:
 
 class MappedRows:
     """A plan's valid rows as positions into its source splits and their outputs as dictionary codes
-    (about 12 bytes a row): the input is mapped again from the source when rows are gathered, and
+    (about 8 bytes a row): the input is mapped again from the source when rows are gathered, and
     written rows are scattered in one pass over each split (records.gathered_chunks)."""
 
     in_memory = False
