@@ -30,7 +30,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.con
 SMALL_BATCH = 250
 SIZE = 300
 # The flags of each task's build. science_mc's sources are small enough at --per-source-cap 1 that their
-# pools keep the rows as mapped (execute.sample_pool's `retain`): a batch out of place changes the rows.
+# pools keep pass 1's valid places and outputs (execute.sample_pool's `retain`): a batch out of place changes the rows.
 FLAGS = {"sentiment_readme": ["--seed", "4", "--validation-fraction", "0.2"],
          "science_mc": ["--seed", "2", "--validation-fraction", "0.25", "--per-source-cap", "1"]}
 
