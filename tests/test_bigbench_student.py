@@ -79,6 +79,18 @@ def test_option_logliks_are_real_and_the_cached_paths_agree():
     one_by_one = [full.option_logliks([it], examples=shots)[0] for it in its[1:]]
     assert flat(fs) == pytest.approx(flat(one_by_one), abs=1e-4)
     assert flat(fs) != pytest.approx(flat(a[1:]), abs=1e-3)  # the examples change the reading
+    # and both are what one plain forward pass over prompt + option gives
+    import torch
+
+    for got, it, sh in ((a[0], its[0], []), (fs[1], its[2], shots)):
+        p = full._prompt_ids(full.description, it.text, shots=[(e.text, e.options[e.correct]) for e in sh], budget=10_000)
+        want = []
+        for o in it.options:
+            o_ids = full._answer_ids(o)
+            with torch.no_grad():
+                logits = full.base(input_ids=torch.tensor([p + o_ids])).logits[0].log_softmax(-1)
+            want.append(sum(float(logits[len(p) - 1 + k, t]) for k, t in enumerate(o_ids)))
+        assert got == pytest.approx(want, abs=1e-4)
 
 
 def test_lora_training_moves_the_answer_and_reset_restores_the_base():

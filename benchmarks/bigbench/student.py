@@ -634,6 +634,15 @@ class LoRAStudent:
             p = self._prompt_ids(desc, g.input, budget=c.max_length - len(ans))
             truncated += len(p) + len(ans) >= c.max_length
             data.append((p, ans))
+        if self.split:  # the frozen bottom layers' output of every row, in a few batched passes
+            seqs = sorted((p + a for p, a in data), key=len)
+            i = 0
+            while i < len(seqs):
+                j = i + 1
+                while j < len(seqs) and len(seqs[j]) * (j - i + 1) <= 2048:
+                    j += 1
+                self._bottom_batch(seqs[i:j])
+                i = j
         params = [p for p in self.peft.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=0.0)
         steps_per_epoch = math.ceil(len(data) / c.batch)
@@ -677,8 +686,51 @@ class LoRAStudent:
                 "loss_last": round(sum(losses[-k:]) / k, 4), "trainable_params": sum(p.numel() for p in params)}
 
     # -- reading
-    def option_logliks(self, items: list[Item], *, examples: list[Item] = (), description: str | None = None) -> list[list[float]]:
-        """Summed log-likelihood of each option's text after each item's prompt."""
+    def _bottom_batch(self, seqs: list[list[int]]) -> None:
+        """Fill the bottom cache for several sequences in one right-padded pass (weights read once)."""
+        todo = list(dict.fromkeys(tuple(x) for x in seqs if tuple(x) not in self._bottom_cache))
+        if not todo:
+            return
+        torch = self.torch
+        ids, att = self._batch([list(x) for x in todo])
+        dec, saved = self._swap(slice(0, self.split), norm=False)
+        try:
+            with torch.no_grad():
+                h = dec(input_ids=ids, attention_mask=att).last_hidden_state
+        finally:
+            self._restore(dec, saved)
+        for r, x in enumerate(todo):
+            self._bottom_cache[x] = h[r, :len(x)].clone()
+
+    def _prefix_batch(self, prefix: list[int], rests: list[list[int]]):
+        """Hidden states of each of `rests` after the shared `prefix`: the prefix's keys and values computed
+        once and repeated over the batch, the rests right-padded."""
+        import copy
+
+        torch = self.torch
+        dec = self._decoder()
+        key = tuple(prefix)
+        if self._prefix_cache is None or self._prefix_cache[0] != key:
+            self._prefix_cache = (key, self._call(dec, list(prefix))[1])
+        kv = copy.deepcopy(self._prefix_cache[1])
+        if len(rests) > 1:
+            kv.batch_repeat_interleave(len(rests))
+        ids, att = self._batch(rests)
+        full = torch.cat([torch.ones(len(rests), len(prefix), dtype=att.dtype, device=att.device), att], 1)
+        import inspect
+
+        name = "cache" if "cache" in inspect.signature(dec.forward).parameters else "past_key_values"
+        return dec(input_ids=ids, attention_mask=full, use_cache=True, **{name: kv}).last_hidden_state
+
+    def option_logliks(self, items: list[Item], *, examples: list[Item] = (), description: str | None = None,
+                       batch_tokens: int = 2048) -> list[list[float]]:
+        """Summed log-likelihood of each option's text after each item's prompt.
+
+        Every (item, option) is one sequence, prompt + the option's tokens but its last; sequences are read
+        in batches of about `batch_tokens` tokens (a pass reads the weights once: on a CPU, many small
+        passes cost more than their tokens). Zero-shot, the bottom layers' output is cached (the same
+        prompts for every trained arm) and only the LoRA layers run per arm; few-shot, the shared prefix
+        (system, description, the examples) is computed once."""
         torch = self.torch
         desc = self.description if description is None else description
         shots = [(e.text, self._answer(e.options, e.correct)) for e in examples]
@@ -689,27 +741,44 @@ class LoRAStudent:
             answers.append(ans)
             prompts.append(self._prompt_ids(desc, it.text, shots=shots, budget=budget - max(len(a) for a in ans)))
         prefix: list[int] = []
-        if shots and len(prompts) > 1:  # the part every prompt shares (system, description, the examples)
+        if shots:  # the part every prompt shares (system, description, the examples); at least one token of each prompt stays out
             n = min(len(x) for x in prompts)
             k = next((i for i in range(n) if any(x[i] != prompts[0][i] for x in prompts)), n)
-            prefix = prompts[0][:max(0, k - 2)]
-        out: list[list[float]] = []
+            prefix = prompts[0][:max(1, min(k - 2, n - 1))]
+        # one sequence per (item, option): (item index, option index, the tokens after the prefix, first scored position)
+        seqs = []
+        for i, (p, ans) in enumerate(zip(prompts, answers)):
+            for j, a in enumerate(ans):
+                seqs.append((i, j, p[len(prefix):] + a[:-1], len(p) - len(prefix) - 1, a))
+        out = [[0.0] * len(ans) for ans in answers]
         self.model.eval()
         with torch.no_grad():
-            for p, ans in zip(prompts, answers):
-                pre = prefix if prefix and p[:len(prefix)] == prefix and len(p) > len(prefix) else []
-                if shots and not pre:
-                    pre = p[:-1]  # the few-shot reading always runs the whole model (no adapter, nothing to cache)
-                h_last, h_conts = self._continuations(p, ans, pre)
-                lp0 = self._logprobs_at(h_last.view(1, 1, -1), (torch.tensor([0]), torch.tensor([0])))[0]
-                sums = []
-                for a, hc in zip(ans, h_conts):
-                    v = float(lp0[a[0]])
-                    if len(a) > 1:
-                        lp = self._logprobs_at(hc.unsqueeze(0), (torch.zeros(len(a) - 1, dtype=torch.long), torch.arange(len(a) - 1)))
-                        v += float(lp.gather(1, torch.tensor(a[1:], device=lp.device).view(-1, 1)).sum())
-                    sums.append(v)
-                out.append(sums)
+            start = 0
+            while start < len(seqs):
+                end, longest = start, 0
+                while end < len(seqs) and (end == start or max(longest, len(seqs[end][2])) * (end - start + 1) <= batch_tokens):
+                    longest = max(longest, len(seqs[end][2]))
+                    end += 1
+                chunk = seqs[start:end]
+                toks = [c[2] for c in chunk]
+                if prefix:
+                    hidden = self._prefix_batch(prefix, toks)
+                else:
+                    if self.split:
+                        self._bottom_batch(toks)
+                    hidden = self._hidden(toks)
+                rows, cols, targets = [], [], []
+                for r, (_, _, _, first, a) in enumerate(chunk):
+                    for k, t in enumerate(a):
+                        rows.append(r)
+                        cols.append(first + k)
+                        targets.append(t)
+                lp = self._logprobs_at(hidden, (torch.tensor(rows), torch.tensor(cols)))
+                vals = lp.gather(1, torch.tensor(targets, device=lp.device).view(-1, 1)).view(-1).tolist()
+                for r, v in zip(rows, vals):
+                    i, j = chunk[r][0], chunk[r][1]
+                    out[i][j] += v
+                start = end
         return out
 
     def answer(self, items: list[Item], *, examples: list[Item] = (), description: str | None = None) -> tuple[list[int], dict]:
