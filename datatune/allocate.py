@@ -54,17 +54,20 @@ ALLOCATED = ["source_dataset", "source_config", "source_split", "output"]  # the
 
 def _pool_codes(table: pa.Table, source_order: list[str], labels: list[str] | None) -> _Codes:
     # the source key ("dataset:config") of each row as an integer, from the two columns' dictionary
-    # codes: no string per row is made (a 2M-row pool would otherwise join 2M strings)
+    # codes: no string per row is made (a 2M-row pool would otherwise join 2M strings), and no sort
     ds, ds_values = dictionary_codes(table.column("source_dataset"))
     cfg, cfg_values = dictionary_codes(table.column("source_config"))
-    width = len(cfg_values)
-    present, pair_code = np.unique(ds * width + cfg, return_inverse=True)
+    width, space = len(cfg_values), len(ds_values) * len(cfg_values)
+    pair = ds.astype(np.int64 if space >= 2**31 else np.int32) * width + cfg
+    present = np.flatnonzero(np.bincount(pair, minlength=space))  # the (dataset, config) pairs there are, in code order
     names = [f"{ds_values[int(x) // width]}:{cfg_values[int(x) % width]}" for x in present.tolist()]
     known = list(dict.fromkeys([*source_order, *names]))
-    where = np.asarray([known.index(k) for k in names], dtype=np.int64)
-    key = where[pair_code.reshape(-1)] if table.num_rows else np.zeros(0, dtype=np.int64)
+    where = np.zeros(space, dtype=np.int32)
+    where[present] = [known.index(k) for k in names]
+    key = where[pair]
+    del pair
     split, split_values = dictionary_codes(table.column("source_split"))
-    splits = split_order([split_values[c] for c in np.unique(split).tolist()]) if table.num_rows else []
+    splits = split_order([split_values[c] for c in np.flatnonzero(np.bincount(split, minlength=len(split_values))).tolist()])
     label = codes_in(table.column("output"), labels) if labels else None
     return _Codes(known, key, label, splits, codes_in(table.column("source_split"), splits))
 
@@ -83,12 +86,13 @@ def allocate_indices(table: pa.Table, order: list[str], size: int, per_source_ca
 def _allocate(codes: _Codes, order: list[str], size: int, per_source_cap: float, labels: list[str] | None,
               weak: set[str] | frozenset, rows: np.ndarray | None) -> np.ndarray:
     kind = position_type(len(codes.key))[0]
-    rows = np.arange(len(codes.key), dtype=kind) if rows is None else np.asarray(rows).astype(kind, copy=False)
+    rows = None if rows is None else np.asarray(rows).astype(kind, copy=False)
     known = codes.known
-    key_code = codes.key[rows]
-    by_source = {k: rows[key_code == i] for i, k in enumerate(known)}
-    label_code = codes.label[rows] if labels else None
-    label_of = {k: (label_code[key_code == i] if label_code is not None else None) for i, k in enumerate(known)}
+    key_code = codes.key if rows is None else codes.key[rows]
+    # each source's rows (positions in the pool, in order) and their label codes
+    by_source = {k: (np.flatnonzero(key_code == i).astype(kind) if rows is None else rows[key_code == i]) for i, k in enumerate(known)}
+    del key_code
+    label_of = {k: (codes.label[mine] if labels else None) for k, mine in by_source.items()}
     n_sources = len({k.split(":")[0] for k in order if len(by_source.get(k, ())) and k not in weak})
     cap = source_cap(size, per_source_cap, n_sources)
     quotas: list[tuple[int | None, int]] = [(None, size)]
@@ -142,10 +146,13 @@ def allocate_by_split_indices(table: pa.Table, order: list[str], size: int, per_
     far = np.isin(codes.key, weak_codes) if weak_codes else np.zeros(len(codes.key), dtype=bool)
     # a row's tier (test split?, far source?, split rank) as one integer that sorts as the tuple does
     width = len(ranked) + 1
-    tier = ((split_rank >= test_rank).astype(np.int64) * 2 + far.astype(np.int64)) * width + split_rank
+    tier = ((split_rank >= test_rank).astype(np.int32) * 2 + far) * width + split_rank
+    lowest = int(tier.min())
+    tiers = (np.flatnonzero(np.bincount(tier - lowest)) + lowest).tolist()
     chosen = np.zeros(0, dtype=np.int64)
-    for t in np.unique(tier).tolist():
-        chosen = _allocate(codes, order, size, per_source_cap, labels, weak, np.flatnonzero(tier <= t))
+    for t in tiers:
+        # the last tier is every row: no list of them is made
+        chosen = _allocate(codes, order, size, per_source_cap, labels, weak, np.flatnonzero(tier <= t) if t < tiers[-1] else None)
         if len(chosen) >= size:
             break
     return chosen

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ def codes_in(column: "pa.ChunkedArray | pa.Array", values: Sequence[str]) -> np.
     """Position of each row's value in `values` (-1 when it is none of them), from the column's dictionary codes."""
     codes, present = dictionary_codes(column)
     where = {v: i for i, v in enumerate(values)}
-    lookup = np.asarray([where.get(v, -1) if v is not None else -1 for v in present], dtype=np.int64)
+    lookup = np.asarray([where.get(v, -1) if v is not None else -1 for v in present], dtype=np.int32)
     return lookup[codes]
 
 
@@ -138,7 +139,8 @@ def count_by(table: pa.Table, columns: list[str]) -> list[tuple[tuple, int]]:
     if not n:
         return []
     cols = [dictionary_codes(table.column(c)) for c in columns]
-    key, space = np.zeros(n, dtype=np.int64), 1
+    kind = np.int32 if math.prod(len(values) for _, values in cols) < 2**31 else np.int64
+    key, space = np.zeros(n, dtype=kind), 1
     for codes, values in cols:
         if space * len(values) > 2**40:  # renumber the combinations seen so far, so the key stays small
             _, key = np.unique(key, return_inverse=True)
