@@ -11,13 +11,16 @@ of bench_executor.py. Each measurement runs in its own process (peak RSS is its 
   empty), a seeded sample of S rows, parquet written.
 
 The marginal rate between two sizes, (N2 - N1) / (t2 - t1), leaves out start-up (imports, the
-CLI, the card). Writes RESULTS_build.md (every source row built) or RESULTS_build_size<S>.md beside this file.
+CLI, the card). Writes beside this file RESULTS_build.md (every source row built, the default sizes),
+RESULTS_build_rows<N>.md (every source row, other sizes) or RESULTS_build_size<S>.md. probe_build.py
+says where one build's memory goes, stage by stage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -58,24 +61,44 @@ configs:
 """
 
 
-NOTES = """What the path is now (datatune/execute.py `sample_pool`, datatune/allocate.py, datatune/stages/):
-the plan maps Arrow batches in pyarrow compute; pass 1 records which rows are valid and why the
-others drop, and, when the pool is most of the source, keeps the mapped rows. The valid positions
-are shuffled by seed (the same permutation the build always used, so rows are unchanged:
-tests/test_golden.py); allocation picks positions over integer codes of the pool's columns (source
-keys from the columns' dictionary codes, no string per row); the output splits are gathered and
-written a 131,072-row chunk (one parquet row group) at a time, and the card and quality counts read
-only the counted columns, the lexical measures a seeded 20,000-row sample. A small pool (--size
-well under the source) is mapped again from the chosen rows only, so memory follows --size.
+DEFAULT_ROWS = [200_000, 2_000_000]
 
-Memory at 2M rows, every source row built (RssAnon + RssFile read at each stage, one process):
-Arrow's own allocations now peak at 473 MB (the pool, 361 MB, and the counted columns), down from
-738 MB when the output was gathered as one table; but the process's peak RSS is unchanged (~1.44 GB):
-the source's memory-mapped pages (~260 MB resident while pass 1 reads it), allocator retention of
-freed transients (numpy codes in allocation, ~210 MB; group-by hash tables in the quality counts and
-the parquet writer's chunks, ~300 MB each while they run) and the retained pool come on top of one
-another. The 1.5x target for 10x the rows needs the pool itself to be positions only (rows mapped
-again from the source at write time) and the counts to be made over integer codes; not done yet."""
+NOTES = """What the path is now (datatune/execute.py `sample_pool` and `MappedRows`, datatune/records.py, datatune/allocate.py,
+datatune/engines/source.py, datatune/stages/): the plan maps Arrow batches in pyarrow compute, read through this
+process's own read-only mapping of the split's Arrow files, whose pages are given back every 32 MB read
+(`SplitRows`; through `datasets`' mapping every page read stayed resident). Pass 1 records which rows are valid
+and why the others drop; when the pool is most of the source it keeps only each valid row's place in its split
+and its output as a dictionary code (about 8 bytes a row, no string). The valid positions are shuffled by seed
+(the same permutation the build always used, so rows are unchanged: tests/test_golden.py); allocation and the
+card and quality counts read dictionary codes (counts over integer codes, no string per row, no sort of every
+row); position arrays are int32. The output splits are written a 131,072-row chunk (one parquet row group) at a
+time: the chosen rows' inputs are mapped again from the source in one pass per split, scattered into a
+temporary Arrow file per chunk, and each chunk read back in order when it is written. Freed memory goes back to
+the system (Arrow's pool and glibc's heap) after pass 1, allocation, the scatter and the counts. A small pool
+(--size well under the source) is mapped again from its chosen rows only, so memory follows --size.
+
+Memory at 2M rows, every source row built (benchmarks/executor/probe_build.py: the peak of RssAnon + RssFile
+while each stage runs, one process): the catalog load, `datasets` converting the parquet source to its Arrow
+cache, ~440 MB; pass 1 ~430 MB; allocation ~390 MB; the quality measures ~600 MB, the build's peak, of which
+~230 MB are the lexical measures over their 20,000-row sample (as at 200k rows, where that stage is the peak
+too, ~480 MB); the parquet writes ~480-530 MB. What grows with the source is the position arrays and the
+counted columns' codes, about 70 bytes a source row at the quality peak. Before (the pool held every valid row
+as mapped, 361 MB at 2M, and each write chunk and count gathered from it): 613 / 1,474 MB at 200k / 2M, 2.40x.
+
+At 10M rows (RESULTS_build_rows10000000.md, the machine shared too): 1,325 MB against pyarrow's 8,204 MB. The
+peak there is the catalog load, `datasets`' conversion of the 10M-row parquet source into its cache (in
+datatune/catalog, outside the build path; a second build of the same catalog skips it); the build's own stages
+peak at ~1,000 MB (the probe), about 50 bytes a source row above the 200k build.
+
+Seconds: every run of these changes shared the 2 cores with other jobs (load average 6-8), and under such load
+the seconds vary by half from run to run (pyarrow's 2M-row run took 9.5 s in one run and 18.8 s in the next),
+so the rate ratio is noisy: 1.05 in this run, 0.96 in the one before; the last quiet run, before these changes,
+read 0.64 (with 594 / 1,432 MB). The build before and after these changes, run back to back twice under the
+same load: the marginal seconds for the 1.8M rows between 200k and 2M went 13.8 -> 12.0 and 19.2 -> 16.8 (the
+second mapping of the inputs costs less than the gathers from the held pool it replaces), and peak RSS at 2M
+1,474 -> 613 and 1,706 -> 601 MB. At 2M rows the build's seconds go to `datasets`' conversion of the source,
+the two Python shuffles (the seeded permutations of the pool and of the set, ~1.3 s each, which fix the rows),
+the quality measures' fixed sample, the scatter (~1.4 s) and the parquet encoding."""
 
 
 def make_catalog(folder: Path, n: int) -> Path:
@@ -100,6 +123,13 @@ def make_catalog(folder: Path, n: int) -> Path:
         part += 1
     writer.close()
     return folder
+
+
+def drop_rows_cache(catalog: Path) -> None:
+    """The `datasets` cache the build made of a temporary catalog (a 2M-row source leaves 260 MB behind)."""
+    from datatune.catalog.local import rows_cache_dir
+
+    shutil.rmtree(rows_cache_dir(catalog / "datasets" / "bench__rotten").parent, ignore_errors=True)
 
 
 def child_pyarrow(catalog: str, size: int, out: str) -> None:
@@ -146,7 +176,7 @@ def run_pyarrow(catalog: Path, size: int, out: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, nargs="+", default=[200_000, 2_000_000])
+    ap.add_argument("--rows", type=int, nargs="+", default=DEFAULT_ROWS)
     ap.add_argument("--size", type=int, default=0, help="rows to build; 0 (default) = every source row, as the issue measured")
     ap.add_argument("--child-pyarrow", nargs=3)
     args = ap.parse_args()
@@ -165,20 +195,26 @@ def main() -> None:
         for n in args.rows:
             cat = make_catalog(work / f"cat{n}", n)
             size = min(args.size, n) if args.size else n
+            load = os.getloadavg()[0]
             dt = run_datatune(cat, plans, size, work / f"out{n}")
             pa_ = run_pyarrow(cat, size, work / f"pa{n}")
-            results.append({"rows": n, "size": size, "datatune": dt, "pyarrow": pa_})
+            results.append({"rows": n, "size": size, "datatune": dt, "pyarrow": pa_, "load": round(max(load, os.getloadavg()[0]), 1)})
             print(json.dumps(results[-1]), flush=True)
+            drop_rows_cache(cat)
             shutil.rmtree(cat, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    stem = "build" if not args.size else f"build_size{args.size}"
+    stem = f"build_size{args.size}" if args.size else "build" if args.rows == DEFAULT_ROWS else f"build_rows{'_'.join(map(str, args.rows))}"
     (HERE / f"results_{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    load = max(r["load"] for r in results)
+    cores = os.cpu_count() or 1
+    shared = (f"the machine shared with other jobs (load average up to {load:.1f} during the run: the seconds of both sides are slowed)"
+              if load > 0.5 * cores else f"the machine otherwise idle (load average up to {load:.1f})")
     lines = [
         "# The whole build path over saved plans: source read to parquet written",
         "",
         f"`.venv/bin/python benchmarks/executor/bench_build.py --rows {' '.join(map(str, args.rows))} --size {args.size}` on {platform.machine()}, "
-        f"2 cores, {time.strftime('%Y-%m-%d')}. Each figure is one process (wall seconds, peak RSS).",
+        f"{cores} cores, {time.strftime('%Y-%m-%d')}, {shared}. Each figure is one process (wall seconds, peak RSS).",
         "",
         "| source rows | --size | datatune s | datatune peak RSS MB | pyarrow s | pyarrow peak RSS MB |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
