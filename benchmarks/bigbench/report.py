@@ -186,3 +186,140 @@ def write_results_md(results_dir: Path, path: Path, notes: Path | None = None) -
         parts += ["", notes.read_text(encoding="utf-8")]
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+# -- the same-model comparison (samemodel.py, issue 18) ----------------------------------------
+SAME_ROWS = [("few-shot", "Few-shot (the student model, 2 examples, no training)", "few-shot"),
+             ("synthetic", "Synthetic (datatune top-up only), LoRA", "synthetic"),
+             ("datatune", "DataTune (retrieved + transformed), LoRA", "datatune"),
+             ("datatune+synthetic", "DataTune + synthetic, LoRA", "datatune+synthetic")]
+
+
+def load_samemodel(results_dir: Path) -> list[dict]:
+    out = []
+    for p in sorted(Path(results_dir).glob("*/result.json")):
+        out.append(json.loads(p.read_text()))
+    order = {n: i for i, n in enumerate(("cause_and_effect", "code_line_description", "elementary_math_qa", "implicatures", "temporal_sequences"))}
+    return sorted(out, key=lambda r: order.get(_short_task(r["task"]), 99))
+
+
+def _cell(a: dict | None) -> str:
+    if not a:
+        return "–"
+    sc = a["score"]
+    return f"{sc['normalized_score']:.1f} ± {sc['normalized_se']:.1f}"
+
+
+def _avg_se(scores: list[dict]) -> tuple[float, float]:
+    """Mean of per-task normalized scores and its standard error (independent tasks)."""
+    n = len(scores)
+    m = sum(s["normalized_score"] for s in scores) / n
+    se = (sum(s["normalized_se"] ** 2 for s in scores) ** 0.5) / n
+    return m, se
+
+
+def samemodel_table(results: list[dict]) -> str:
+    names = [_short_task(r["task"]) for r in results]
+    lines = ["| method | " + " | ".join(names) + " | avg (here) | paper avg (Table 2, Mistral-7B, 3,000 rows) |",
+             "|" + " --- |" * (len(names) + 3)]
+    for arm, label, paper in SAME_ROWS:
+        arms = [r["arms"].get(arm) for r in results]
+        got = [a["score"] for a in arms if a]
+        avg = "–"
+        if got and len(got) == len(arms):
+            m, se = _avg_se(got)
+            avg = f"{m:.1f} ± {se:.1f}"
+        lines.append(f"| {label} | " + " | ".join(_cell(a) for a in arms) + f" | {avg} | {_fmt(PAPER_AVG.get(paper))} |")
+    acc = ["| accuracy (few-shot / synthetic / DataTune / DataTune + synthetic) | "
+           + " | ".join(" / ".join(f"{r['arms'][a]['score']['accuracy']:.2f}" if a in r["arms"] else "–" for a, _, _ in SAME_ROWS) for r in results)
+           + " | | |"]
+    chance = ["| chance (accuracy) | " + " | ".join(f"{next(iter(r['arms'].values()))['score']['chance']:.2f}" if r["arms"] else "–" for r in results) + " | | |"]
+    return "\n".join(lines + acc + chance)
+
+
+def ordering(r: dict) -> str:
+    """The arms of one task from best to worst, with > where the gap exceeds two standard errors of the difference."""
+    arms = [(a, r["arms"][a]["score"]) for a, _, _ in SAME_ROWS if a in r["arms"]]
+    arms.sort(key=lambda x: -x[1]["normalized_score"])
+    out = arms[0][0] if arms else ""
+    for (a0, s0), (a1, s1) in zip(arms, arms[1:]):
+        gap = s0["normalized_score"] - s1["normalized_score"]
+        se = (s0["normalized_se"] ** 2 + s1["normalized_se"] ** 2) ** 0.5
+        out += (" >> " if gap > 2 * se else " ≥ ") + a1
+    return out
+
+
+def sources_table(results: list[dict]) -> str:
+    lines = ["| task | arm | rows (usable) | sources (rows) | label accuracy (checked) | training loss first → last |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        for arm in ("datatune", "datatune+synthetic", "synthetic"):
+            a = r["arms"].get(arm)
+            if not a:
+                continue
+            by = (a.get("provenance") or {}).get("by_source") or {}
+            srcs = ", ".join(f"{k} ({v})" for k, v in by.items()) or "–"
+            st = a.get("student") or {}
+            usable = (st.get("training_groups") or {}).get("usable")
+            la = a.get("label_accuracy") or {}
+            lac = f"{la['accuracy']:.2f} ({la['checked']})" if la.get("accuracy") is not None else "–"
+            lines.append(f"| {_short_task(r['task'])} | {arm} | {a.get('rows')} ({usable}) | {srcs} | {lac} | {st.get('loss_first')} → {st.get('loss_last')} |")
+    return "\n".join(lines)
+
+
+def cost_table(results: list[dict]) -> str:
+    lines = ["| task | build s (DataTune / + synthetic / synthetic) | build LLM calls | student s (few-shot / synthetic / DataTune / + synthetic) | train tokens (per trained arm) | total min |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    grand = 0.0
+    for r in results:
+        a = r["arms"]
+        b = [a.get(x, {}).get("build_s") for x in ("datatune", "datatune+synthetic", "synthetic")]
+        calls = [str((a.get(x, {}).get("llm") or {}).get("calls", "–")) for x in ("datatune", "datatune+synthetic", "synthetic")]
+        s = [a.get(x, {}).get("student_s") for x, _, _ in SAME_ROWS]
+        toks = [str((a.get(x, {}).get("student") or {}).get("train_tokens", "–")) for x in ("synthetic", "datatune", "datatune+synthetic")]
+        total = sum(v or 0 for v in b + s)
+        grand += total
+        lines.append(f"| {_short_task(r['task'])} | " + " / ".join(_fmt(v, 0) for v in b) + " | " + " / ".join(calls) + " | "
+                     + " / ".join(_fmt(v, 0) for v in s) + " | " + " / ".join(toks) + f" | {total / 60:.1f} |")
+    lines.append(f"| all | | | | | {grand / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def write_samemodel_md(results_dir: Path, path: Path, notes: Path | None = None, minilm_dir: Path | None = None) -> Path:
+    results = load_samemodel(results_dir)
+    notes = notes or path.with_name("NOTES.md")
+    minilm_dir = minilm_dir or path.with_name("results")
+    parts = ["# BIG-bench: DataTune's Table 2 with a student that can learn\n",
+             "Generated by `python -m benchmarks.bigbench.samemodel --all` from `benchmarks/bigbench/results_samemodel/*/`; the analysis is "
+             "`NOTES.md` (below the tables). Normalized score: 0 = chance, 100 = every item right; ± is one standard error over the scored items "
+             "(for the average: over tasks, from the per-task errors).\n"]
+    if results:
+        cfg = results[0]["config"]
+        st = cfg["student"]
+        parts.append(f"**Student**: `{st['model']}` (Qwen2.5-Coder-0.5B-Instruct from datatune's embedded-small GGUF, dequantized to "
+                     f"{st['dtype']}) on {st['device']}. Few-shot: the base model with the task's 2 examples as earlier chat turns. Trained arms: "
+                     f"LoRA r={st['lora_r']} (alpha {st['lora_alpha']}) on {', '.join(st['targets'])} of the top {st['lora_layers'] or 'all'} layers, "
+                     f"{st['epochs']} epochs, {st['batch']} rows a step, lr {st['lr']}, at most {st['max_length']} tokens, on each arm's N = {cfg['size']} rows; "
+                     f"then zero-shot in the training format. Every arm is scored on the same {cfg['n_test']} items per task (fewer where the task has "
+                     "fewer) by the log-likelihood of each option's answer (its letter; yes/no for implicatures). Builds: the embedded "
+                     "Qwen2.5-Coder-1.5B and the offline catalog `../shared/hub`. The paper: Mistral-7B, QLoRA, 3,000 rows, GPT-3.5/4 builds, six tasks.\n")
+        parts += ["## Table 2, side by side\n", samemodel_table(results), ""]
+        parts += ["Ordering per task (`>>`: the gap is more than two standard errors of the difference; `≥`: within it):\n"]
+        parts += [f"- {_short_task(r['task'])}: {ordering(r)}" for r in results] + [""]
+        parts += ["## Sources each arm used\n", sources_table(results), ""]
+        parts += ["## What the run cost\n", cost_table(results), ""]
+        vs = ", ".join(f"{k} {v}" for k, v in results[0]["versions"].items())
+        parts.append(f"Versions: {vs}.\n")
+    else:
+        parts.append("No results yet: run the command above.\n")
+    old = load_results(minilm_dir) if Path(minilm_dir).is_dir() else []
+    if old:
+        parts += ["## Earlier reading: MiniLM cross-encoder student (sessions 3 and 4, `results/*.json`)\n",
+                  "A 22M cross-encoder trained on 40 rows against the 1.5B prompted: it measures the student more than the sets "
+                  "(NOTES.md, second part). Kept as the cheap reading (`python -m benchmarks.bigbench.run`).\n", table2(old), ""]
+        icl = icl_table(old)
+        if icl:
+            parts += ["ICL reading of those sets (the 1.5B with each set's 4 nearest rows as extra examples):\n", icl, ""]
+    if notes.is_file():
+        parts += ["", notes.read_text(encoding="utf-8")]
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
