@@ -207,7 +207,8 @@ def _cell(a: dict | None) -> str:
     if not a:
         return "–"
     sc = a["score"]
-    return f"{sc['normalized_score']:.1f} ± {sc['normalized_se']:.1f}"
+    mark = " †" if a.get("build_error") else ""
+    return f"{sc['normalized_score']:.1f} ± {sc['normalized_se']:.1f}{mark}"
 
 
 def _avg_se(scores: list[dict]) -> tuple[float, float]:
@@ -258,11 +259,13 @@ def sources_table(results: list[dict]) -> str:
                 continue
             by = (a.get("provenance") or {}).get("by_source") or {}
             srcs = ", ".join(f"{k} ({v})" for k, v in by.items()) or "–"
+            if a.get("build_error"):
+                srcs = "no set: " + a["build_error"].split(";")[0][:260]
             st = a.get("student") or {}
             usable = (st.get("training_groups") or {}).get("usable")
             la = a.get("label_accuracy") or {}
             lac = f"{la['accuracy']:.2f} ({la['checked']})" if la.get("accuracy") is not None else "–"
-            lines.append(f"| {_short_task(r['task'])} | {arm} | {a.get('rows')} ({usable}) | {srcs} | {lac} | {st.get('loss_first')} → {st.get('loss_last')} |")
+            lines.append(f"| {_short_task(r['task'])} | {arm} | {a.get('rows')} ({usable}) | {srcs} | {lac} | {_fmt(st.get('loss_first'), 2)} → {_fmt(st.get('loss_last'), 2)} |")
     return "\n".join(lines)
 
 
@@ -300,9 +303,10 @@ def write_samemodel_md(results_dir: Path, path: Path, notes: Path | None = None,
                      f"LoRA r={st['lora_r']} (alpha {st['lora_alpha']}) on {', '.join(st['targets'])} of the top {st['lora_layers'] or 'all'} layers, "
                      f"{st['epochs']} epochs, {st['batch']} rows a step, lr {st['lr']}, at most {st['max_length']} tokens, on each arm's N = {cfg['size']} rows; "
                      f"then zero-shot in the training format. Every arm is scored on the same {cfg['n_test']} items per task (fewer where the task has "
-                     "fewer) by the log-likelihood of each option's answer (its letter; yes/no for implicatures). Builds: the embedded "
+                     "fewer) by the summed log-likelihood of each option's text after the prompt (BIG-bench's multiple_choice_grade). Builds: the embedded "
                      "Qwen2.5-Coder-1.5B and the offline catalog `../shared/hub`. The paper: Mistral-7B, QLoRA, 3,000 rows, GPT-3.5/4 builds, six tasks.\n")
-        parts += ["## Table 2, side by side\n", samemodel_table(results), ""]
+        parts += ["## Table 2, side by side\n", samemodel_table(results),
+                  "\n† the build found no set (sources below): the arm is the student trained on nothing, the base model prompted zero-shot.\n"]
         parts += ["Ordering per task (`>>`: the gap is more than two standard errors of the difference; `≥`: within it):\n"]
         parts += [f"- {_short_task(r['task'])}: {ordering(r)}" for r in results] + [""]
         parts += ["## Sources each arm used\n", sources_table(results), ""]
