@@ -30,6 +30,27 @@ from dataclasses import dataclass
 
 from .tasks import LETTERS, Item
 
+
+def warmup_then_linear(opt, total: int, warm: int, floor: float = 0.0):
+    """A LambdaLR: linear warm-up over `warm` steps, then linear decay to `floor` of the rate at `total`."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else max(floor, (total - s) / max(1, total - warm)))
+
+
+def shuffled_batches(n: int, batch: int, total: int, rng: random.Random):
+    """Index batches over `n` items, reshuffled each epoch, until `total` batches have been given."""
+    step = 0
+    while step < total:
+        order = list(range(n))
+        rng.shuffle(order)
+        for b in range(0, len(order), batch):
+            if step >= total:
+                return
+            yield order[b:b + batch]
+            step += 1
+
+
 _OPTION = re.compile(r"^\s*\(?([A-Z])\s*[\.\):]\s+(.*\S)\s*$")
 _LETTER_ANSWER = re.compile(r"^\s*\(?([A-Z])\s*[\.\):]?\s*$")
 
@@ -199,34 +220,28 @@ class CrossEncoderStudent:
             total = min(total, cfg.max_steps)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
         warm = max(1, int(total * cfg.warmup))
-        # linear warm-up, then linear decay to 0
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+        sched = warmup_then_linear(opt, total, warm)
         rng = random.Random(f"{self.seed}:train")
         losses: list[float] = []
         step = 0
-        while step < total:
-            order = list(range(len(groups)))
-            rng.shuffle(order)
-            for b in range(0, len(order), cfg.batch_groups):
-                if step >= total:
-                    break
-                batch = [groups[i] for i in order[b:b + cfg.batch_groups]]
-                pairs = [(g.input, c) for g in batch for c in g.candidates]
-                logits = self._logits(pairs)
-                loss = 0.0
-                pos = 0
-                for g in batch:
-                    n = len(g.candidates)
-                    loss = loss + torch.nn.functional.cross_entropy(logits[pos:pos + n].view(1, -1), torch.tensor([g.correct]))
-                    pos += n
-                loss = loss / len(batch)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-                step += 1
+        for picked in shuffled_batches(len(groups), cfg.batch_groups, total, rng):
+            batch = [groups[i] for i in picked]
+            pairs = [(g.input, c) for g in batch for c in g.candidates]
+            logits = self._logits(pairs)
+            loss = 0.0
+            pos = 0
+            for g in batch:
+                n = len(g.candidates)
+                loss = loss + torch.nn.functional.cross_entropy(logits[pos:pos + n].view(1, -1), torch.tensor([g.correct]))
+                pos += n
+            loss = loss / len(batch)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            step += 1
         model.eval()
         k = max(1, len(losses) // 10)
         return {"steps": step, "epochs": cfg.epochs, "groups": len(groups), "seconds": round(time.perf_counter() - t0, 2),
@@ -648,37 +663,32 @@ class LoRAStudent:
         steps_per_epoch = math.ceil(len(data) / c.batch)
         total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
         warm = max(1, int(0.1 * total))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else max(0.05, (total - s) / max(1, total - warm)))
+        sched = warmup_then_linear(opt, total, warm, floor=0.05)
         rng = random.Random(f"{self.seed}:lora")
         self.peft.train()
         losses: list[float] = []
         tokens = 0
         step = 0
-        while step < total:
-            order = list(range(len(data)))
-            rng.shuffle(order)
-            for b in range(0, len(order), c.batch):
-                if step >= total:
-                    break
-                batch = [data[i] for i in order[b:b + c.batch]]
-                seqs = [p + a for p, a in batch]
-                rows, cols, targets = [], [], []
-                for r, (p, a) in enumerate(batch):
-                    for k, t in enumerate(a):  # the token at len(p)+k is predicted at position len(p)+k-1
-                        rows.append(r)
-                        cols.append(len(p) + k - 1)
-                        targets.append(t)
-                hidden = self._hidden(seqs)
-                lp = self._logprobs_at(hidden, (torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)))
-                loss = -lp.gather(1, torch.tensor(targets, device=self.device).view(-1, 1)).mean()
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-                tokens += sum(len(x) for x in seqs)
-                step += 1
+        for picked in shuffled_batches(len(data), c.batch, total, rng):
+            batch = [data[i] for i in picked]
+            seqs = [p + a for p, a in batch]
+            rows, cols, targets = [], [], []
+            for r, (p, a) in enumerate(batch):
+                for k, t in enumerate(a):  # the token at len(p)+k is predicted at position len(p)+k-1
+                    rows.append(r)
+                    cols.append(len(p) + k - 1)
+                    targets.append(t)
+            hidden = self._hidden(seqs)
+            lp = self._logprobs_at(hidden, (torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)))
+            loss = -lp.gather(1, torch.tensor(targets, device=self.device).view(-1, 1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            tokens += sum(len(x) for x in seqs)
+            step += 1
         self.peft.eval()
         k = max(1, len(losses) // 5)
         return {"steps": step, "epochs": epochs, "groups": len(groups), "train_tokens": tokens, "truncated_rows": int(truncated),
