@@ -291,9 +291,9 @@ def search(description, catalog, top_k, licenses, languages, task_categories, ex
     index = open_index(open_catalog(settings.catalog), progress=not as_json)
     filters = Filters.make(licenses=licenses, languages=languages, task_categories=task_categories, exclude=exclude,
                            benchmark=benchmark, has_rows=True if with_rows else None)
-    from retrieval_index.popularity import prefer_used
+    from retrieval_index.popularity import hit_downloads, prefer_used
 
-    hits = prefer_used(index.search(description, k=top_k, filters=filters if filters else None), lambda h: h.entry.downloads)
+    hits = prefer_used(index.search(description, k=top_k, filters=filters if filters else None), hit_downloads)
     tally = None
     if rerank and hits:
         from retrieval_index.rerank import rerank as rerank_hits

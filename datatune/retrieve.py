@@ -12,7 +12,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, create_model
 
-from retrieval_index.popularity import prefer_used
+from retrieval_index.popularity import hit_downloads, prefer_used
 
 from .core.types import Catalog
 from .llm import LLM
@@ -130,7 +130,7 @@ def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: 
                 return Hit(dataset_id, config, 0.0, ("rows near the examples",), e, (config,))
 
             hits = fuse(hits, examples, rows_matcher(), lookup=lookup)[: max(k, len(hits))]
-        hits = prefer_used(hits, lambda h: h.entry.downloads)  # among those that fit, the one the Hub's users use
+        hits = prefer_used(hits, hit_downloads)  # among those that fit, the one the Hub's users use
         if vote is not None and hits:
             from retrieval_index.rerank import rerank
 

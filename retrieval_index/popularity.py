@@ -33,3 +33,8 @@ def prefer_used(results: Sequence[T], downloads: Callable[[T], int | None], *, t
     use_rank = {i: r for r, i in enumerate(by_use, 1)}
     score = {i: 1.0 / (k + i + 1) + weight / (k + use_rank[i]) for i in range(len(head))}
     return [head[i] for i in sorted(score, key=lambda i: -score[i])] + tail
+
+
+def hit_downloads(hit) -> int | None:
+    """A search hit's dataset downloads (the key `prefer_used` reads for retrieval hits)."""
+    return hit.entry.downloads
