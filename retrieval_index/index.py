@@ -31,6 +31,7 @@ from .documents import Document, config_labels, documents_for
 from .explain import query_terms, why
 from .filters import Filters, document_mask
 from .fusion import Weights, demote_repeats, rrf, top
+from .kernels import segment_max, segments_reached
 from .labels import LabelMatch
 from .languages import language_name, query_languages
 from .lexical import Lexical
@@ -367,10 +368,12 @@ class RetrievalIndex:
         if self._task_per_group:  # the usual case: every config of a kind has the same task sentence
             task = sims[self._group_task_row]
         else:
-            task = sims[self.doc_task_row]
             if mask is not None:
+                task = sims[self.doc_task_row]
                 task[~mask] = -np.inf
-            task = np.maximum.reduceat(task, starts)
+                task = segment_max(task, starts)
+            else:
+                task = segment_max(sims, starts, take=self.doc_task_row)
         dense = sims[self._group_row]  # one description per dataset
         tag = self.tags.scores(sims, margin)[self._group_entry]
         if mask is not None:
@@ -447,6 +450,8 @@ class RetrievalIndex:
             hit = np.isfinite(sims[self._group_row])
         elif self._task_per_group:
             hit = np.isfinite(sims[self._group_task_row])
+        elif mask is None:
+            return segments_reached(sims, self.doc_task_row, self.group_start)
         else:
             hit = np.logical_or.reduceat(np.isfinite(sims[self.doc_task_row]), self.group_start)
         if mask is not None:
@@ -468,7 +473,7 @@ class RetrievalIndex:
         """Per result group, the best score of its documents (label match scores nothing for most queries)."""
         if not scores.any():
             return np.zeros(len(self.group_start), dtype=scores.dtype)
-        return np.maximum.reduceat(scores, self.group_start)
+        return segment_max(scores, self.group_start)
 
     def _worker(self) -> ThreadPoolExecutor:
         if self._pool is None:
