@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections import Counter
+from typing import Callable, Iterator, Mapping, Sequence
 
 import datasets
 import pyarrow as pa
@@ -26,3 +27,16 @@ class LocalEngine:
     def map_split(self, mapper, source: "datasets.Dataset | SplitRows", *, batch_size: int) -> Iterator[pa.Table]:
         for table in arrow_batches(source, mapper.columns, batch_size):
             yield mapper.map_arrow(table)
+
+    def map_blocks(self, fn: Callable[[Sequence], object], items: Sequence, *, block: int) -> list:
+        return [fn(items)]  # one process: blocks would only add calls
+
+    def fill_llm(self, plan, chunks: Mapping[int, list], llm) -> Iterator[tuple[int, list, Counter]]:
+        """Each chunk's per-row LLM fields (execute.fill_llm_fields) in this process, in index order; the
+        chunks' rows are left as they were (the filled rows are copies, as they are on Ray)."""
+        from ..execute import fill_llm_fields
+        from ..records import Row
+
+        for idx in sorted(chunks):
+            done, drops = fill_llm_fields(plan, [Row(**r.to_dict()) for r in chunks[idx]], llm)
+            yield idx, done, drops

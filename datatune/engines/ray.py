@@ -7,6 +7,12 @@ compiled plan's `map_arrow` over it on the workers, and the mapped tables come b
 of a large split and the driver's memory follows the window, not the split. A worker that dies is
 replaced and its task run again (Ray's task retries): a map is a pure function of its batch.
 
+Per-row LLM fields run as Ray tasks, a chunk of rows each, at most two per CPU of the cluster at once;
+each task is a client of the endpoint with the LLM's own concurrency (so requests in flight are bounded
+per worker), the shared response cache and a share of the call budget the driver reserves before it
+submits the task and settles when the task returns, so `--max-llm-calls` holds across workers. The
+embedded model answers from this process (llm/portable.py says why), so its chunks are filled here.
+
 Ray is started once per process: joined at DATATUNE_RAY_ADDRESS when that is set, else a local runtime
 with this machine's CPUs (a process that has already called `ray.init` keeps its runtime).
 """
@@ -17,13 +23,14 @@ import logging
 import os
 import socket
 import threading
-from typing import Iterator
+from collections import Counter
+from typing import Callable, Iterator, Mapping, Sequence
 
 import datasets
 import pyarrow as pa
 
 from ..compile import RowMapper, compile_plan
-from ..core.errors import ConfigError, OfflineError
+from ..core.errors import BudgetExceeded, ConfigError, DatatuneError, OfflineError
 from ..core.settings import ray_address
 from .local import split_rows
 from .source import SplitRows
@@ -157,3 +164,71 @@ class RayEngine:
             mapped = rd.map_batches(fn, batch_format="pyarrow", batch_size=batch_size, zero_copy_batch=True)
             for out in mapped.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=2):
                 yield out
+
+    def map_blocks(self, fn: Callable[[Sequence], object], items: Sequence, *, block: int) -> list:
+        """A Ray task per block of `block` items (one block runs here: a task would only add its overhead)."""
+        if len(items) <= block:
+            return [fn(items)]
+        task = self.ray.remote(num_cpus=1)(_apply)
+        return self.ray.get([task.remote(fn, items[i:i + block]) for i in range(0, len(items), block)])
+
+    def fill_llm(self, plan, chunks: Mapping[int, list], llm) -> Iterator[tuple[int, list, Counter]]:
+        from ..llm.portable import recipe, settle
+
+        cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        window = 2 * cpus  # tasks in flight: an LLM task mostly waits on its endpoint
+        portable = recipe(llm, workers=window)
+        if portable is None:
+            from .local import LocalEngine
+
+            yield from LocalEngine().fill_llm(plan, chunks, llm)
+            return
+        task = self.ray.remote(num_cpus=0.5)(_fill_chunk)
+        per_row = max(1, len(plan.llm_fields) + int(plan.output is not None and plan.output.kind == "llm"))
+        todo = sorted(chunks)
+        pending: dict = {}  # ObjectRef -> (chunk index, calls reserved for it)
+        reserved = 0
+        try:
+            while todo or pending:
+                while todo and len(pending) < window:
+                    need = per_row * len(chunks[todo[0]])
+                    left = llm.calls_left
+                    allow = need if left is None else min(need, left - reserved)
+                    if allow <= 0:
+                        break
+                    idx = todo.pop(0)
+                    pending[task.remote(portable, allow, plan, chunks[idx])] = (idx, allow)
+                    reserved += allow
+                if not pending:  # the budget is spent and nothing is in flight
+                    raise llm.budget_exceeded("execute-llm")
+                ready, _ = self.ray.wait(list(pending), num_returns=1)
+                idx, allow = pending.pop(ready[0])
+                reserved -= allow
+                done, drops, spent, error = self.ray.get(ready[0])
+                settle(llm, spent)
+                if isinstance(error, BudgetExceeded):  # the task's share ran out: so has the build's budget
+                    raise llm.budget_exceeded("execute-llm") from error
+                if error is not None:
+                    raise error
+                yield idx, done, drops
+        finally:
+            for ref in pending:
+                self.ray.cancel(ref)
+
+
+def _apply(fn, items):
+    return fn(items)
+
+
+def _fill_chunk(portable, max_calls: int, plan, rows: list) -> tuple[list, Counter, dict, Exception | None]:
+    """On a worker: the chunk's LLM fields filled by an LLM rebuilt from `portable`, with what it sent and
+    spent; a build-stopping error (budget, endpoint down) comes back as a value for the driver to raise."""
+    from ..execute import fill_llm_fields
+    from ..llm.portable import usage_of
+
+    llm = portable.open(max_calls)
+    try:
+        done, drops = fill_llm_fields(plan, rows, llm)
+    except DatatuneError as e:
+        return [], Counter(), usage_of(llm), e
+    return done, drops, usage_of(llm), None

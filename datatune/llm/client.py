@@ -336,6 +336,29 @@ class LLM:
     def calls_left(self) -> int | None:
         return None if self.max_calls is None else max(0, self.max_calls - self._sent)
 
+    @property
+    def sent(self) -> int:
+        """Requests started so far, answered or not (what --max-llm-calls bounds)."""
+        return self._sent
+
+    def budget_exceeded(self, stage: str) -> BudgetExceeded:
+        """The error for a spent --max-llm-calls, raised wherever the next request would have gone out."""
+        return BudgetExceeded(f"LLM call budget of {self.max_calls} reached during {stage}; raise --max-llm-calls or re-run with --resume to continue")
+
+    def count_sent(self, n: int) -> None:
+        """Count `n` requests another process sent on this LLM's behalf (llm/portable.py) against its budget."""
+        self._sent += n
+
+    @property
+    def rate_limits(self) -> tuple[int | None, int | None]:
+        """(requests per minute, tokens per minute), None where unlimited."""
+        return self._limiter_args
+
+    @property
+    def transport(self):
+        """The httpx transport requests go through when one was given (tests), else None."""
+        return self._transport
+
     # -- plumbing ----------------------------------------------------------------------------
     def _client(self) -> openai.AsyncOpenAI:
         self.endpoint.ensure_started()
@@ -411,7 +434,7 @@ class LLM:
                 st.cache_hits += 1
                 return {"content": hit["content"], "finish_reason": hit.get("finish_reason"), "refusal": None, "key": key, "cached": True}
         if self.max_calls is not None and self._sent >= self.max_calls:
-            raise BudgetExceeded(f"LLM call budget of {self.max_calls} reached during {stage}; raise --max-llm-calls or re-run with --resume to continue")
+            raise self.budget_exceeded(stage)
         self._sent += 1
         async with self._sem:
             await self._limiter.wait()

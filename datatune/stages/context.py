@@ -22,6 +22,16 @@ class Context:
     reporter: Reporter
     run: RunDir
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for the manifest
+    _engine: Any = field(default=None, repr=False)
+
+    @property
+    def engine(self):
+        """The engine --engine names (engines/), started on first use and kept for the build."""
+        if self._engine is None:
+            from ..engines import get_engine
+
+            self._engine = get_engine(self.options.engine)
+        return self._engine
 
     @contextmanager
     def timed(self, name: str):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..allocate import source_cap, split_order
 from ..core.errors import BudgetExceeded, DatasetLoadError, OfflineError
-from ..execute import Pool, fill_llm_fields, sample_pool
+from ..execute import Pool, sample_pool
 from ..plan import Plan
 from ..records import Row, TableRows, release_unused, rows_to_table
 from .context import Context
@@ -41,11 +41,9 @@ def cap_of(options, kept: list[Plan]) -> int:
 def execute_sources(kept: list[Plan], ctx: Context) -> Executed:
     """Compiled rows of every kept source (a seeded sample of them), LLM fields filled in shards.
     A source that fails to load is skipped, counted, and its plan marked so (plans.json says why)."""
-    from ..engines import get_engine
-
     opts, rep = ctx.options, ctx.reporter
     cap = cap_of(opts, kept)
-    engine = get_engine(opts.engine) if kept else None
+    engine = ctx.engine if kept else None
     result = Executed({})
     with rep.bar("execute", total=sum(p.est_rows for p in kept), unit="row") as bar:
         for plan in kept:
@@ -64,7 +62,7 @@ def execute_sources(kept: list[Plan], ctx: Context) -> Executed:
                 continue
             result.drops.update(pool.drops)
             if plan.needs_llm:
-                rows, drops = llm_rows(plan, pool.rows, ctx)
+                rows, drops = llm_rows(plan, pool.rows, ctx, engine)
                 result.drops.update(drops)
                 done = rows_to_table(rows)
                 pool = Pool(TableRows(done), np.arange(done.num_rows, dtype=np.int64), pool.drops, pool.seen)
@@ -73,28 +71,41 @@ def execute_sources(kept: list[Plan], ctx: Context) -> Executed:
     return result
 
 
-def llm_rows(plan: Plan, rows: list[Row], ctx: Context) -> tuple[list[Row], Counter]:
-    """Per-row LLM fields, LLM_CHUNK rows per shard: a resumed build reuses finished shards.
-    A source whose LLM rows fail for more than a third is dropped whole (DataTune's rule)."""
+def llm_rows(plan: Plan, rows: list[Row], ctx: Context, engine=None) -> tuple[list[Row], Counter]:
+    """Per-row LLM fields, LLM_CHUNK rows per shard, filled by `engine` (local by default): a resumed
+    build reuses finished shards. A source whose LLM rows fail for more than a third is dropped whole
+    (DataTune's rule)."""
+    from ..engines.local import LocalEngine
+
+    engine = engine or LocalEngine()
     run, drops = ctx.run, Counter()
-    out: list[Row] = []
+    shards: dict[int, list[Row]] = {}
+    todo: dict[int, list[Row]] = {}
+    for i in range(0, len(rows), LLM_CHUNK):
+        idx = i // LLM_CHUNK
+        cached = run.read_shard(plan.key, idx)
+        if cached is None:
+            todo[idx] = rows[i:i + LLM_CHUNK]
+        else:
+            shards[idx] = cached
     failed = 0
     with ctx.reporter.bar(f"llm rows {plan.dataset}", total=len(rows), unit="row") as bar:
-        for i in range(0, len(rows), LLM_CHUNK):
-            idx = i // LLM_CHUNK
-            cached = run.read_shard(plan.key, idx)
-            if cached is None:
-                chunk = [Row(**r.to_dict()) for r in rows[i:i + LLM_CHUNK]]
-                try:
-                    done, d = fill_llm_fields(plan, chunk, ctx.llm)
-                except (BudgetExceeded, OfflineError) as e:
-                    raise type(e)(f"{e} (stopped during {plan.key}, chunk {idx}; the run state is kept in {run.out})") from e
-                failed += d.get("llm_failed", 0)
-                drops.update(d)
-                run.write_shard(plan.key, idx, done)
-                cached = done
-            out.extend(cached)
-            bar.update(min(LLM_CHUNK, len(rows) - i))
+        bar.update(sum(min(LLM_CHUNK, len(rows) - idx * LLM_CHUNK) for idx in shards))
+        chunks = engine.fill_llm(plan, todo, ctx.llm)
+        while True:
+            try:
+                idx, done, d = next(chunks)
+            except StopIteration:
+                break
+            except (BudgetExceeded, OfflineError) as e:
+                stopped = min(set(todo) - set(shards))
+                raise type(e)(f"{e} (stopped during {plan.key}, chunk {stopped}; the run state is kept in {run.out})") from e
+            failed += d.get("llm_failed", 0)
+            drops.update(d)
+            run.write_shard(plan.key, idx, done)
+            shards[idx] = done
+            bar.update(len(todo[idx]))
+    out = [r for idx in sorted(shards) for r in shards[idx]]
     if rows and failed / len(rows) > 1 / 3:
         ctx.reporter.event("skip", message=f"drop {plan.key}: {failed} of {len(rows)} LLM rows failed (more than a third)")
         drops["source_llm_failures"] += len(out)
