@@ -66,9 +66,12 @@ from .curation.near_duplicates import (
     minhash_signatures,
     near_duplicates_keep,
 )
-from .curation.text import Tokens, normalize_text, tokenize
+from .curation.text import Tokens, duplicate_keys, normalize_text, tokenize
+from .engines.local import LocalEngine
 from .records import Row
 from .task import TaskSpec
+
+BLOCK = 100_000  # rows per Ray task when curation's per-row keys and tokens are made on Ray
 
 __all__ = [
     "REASONS", "CurateConfig", "CurateResult", "Filtered", "curate",
@@ -150,11 +153,13 @@ def curate(
     eval_texts: Iterable[str] = (),
     embedder=None,
     config: CurateConfig = CurateConfig(),
+    engine=None,
 ) -> CurateResult:
     """Run every filter that applies, cheap first; count each drop by reason.
 
     `eval_texts`: inputs of an evaluation set (`--eval-file`); with the inputs of `spec.examples`
     they are the references of the contamination check. `embedder`: enables group checking.
+    `engine` (engines/: local by default) makes the per-row keys and tokens, BLOCK rows at a time on Ray.
     Filters are composed as keep masks, so the result knows each kept row's input position.
     """
     cfg = config
@@ -178,7 +183,12 @@ def curate(
         run("label_outside_set", labels_mask, spec.labels)
         if cfg.canonicalize_labels:
             current = canonical_labels(current, spec.labels)
-    run("exact_duplicate", exact_duplicates_mask)
+    engine = engine or LocalEngine()
+
+    def per_row(fn, items):
+        return engine.map_blocks(fn, items, block=BLOCK)
+
+    run("exact_duplicate", lambda rs: exact_duplicates_mask(rs, keys=np.concatenate(per_row(duplicate_keys, [(r.input, r.output) for r in rs]))))
     if cfg.language_check == "always" or (cfg.language_check == "auto" and needs_language_check(spec)):
         run("wrong_language", language_mask, task_languages(spec), check_output=spec.output_kind == "text",
             min_letters=cfg.min_language_letters)
@@ -189,7 +199,7 @@ def curate(
     def tokens_now() -> Tokens:
         nonlocal tokens, tokens_at
         if tokens is None:
-            tokens, tokens_at = Tokens([r.input for r in current]), positions
+            tokens, tokens_at = Tokens.concat(per_row(Tokens, [r.input for r in current])), positions
         elif len(tokens_at) != len(positions):  # rows dropped since: the same rows' tokens, by position
             tokens, tokens_at = tokens.subset(np.searchsorted(tokens_at, positions).tolist()), positions
         return tokens

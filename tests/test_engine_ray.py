@@ -185,3 +185,117 @@ def test_a_worker_killed_mid_run_leaves_the_rows_unchanged(cli, on_cluster, hub_
     assert (folder / "killed").exists(), "no worker was killed: the test did not test anything"
     assert len(list(folder.glob("node-*"))) == 2, "the maps ran on one node only"
     assert on_ray == built
+
+
+def translation_chunks(n_chunks: int = 5, size: int = 16):
+    from datatune.plan import LLMField, Plan
+    from datatune.records import Row
+
+    plan = Plan(dataset="d", config="c", splits=["train"], keep=True,
+                llm_fields=[LLMField(target="input", instruction="Translate the input into German. Keep its meaning.")])
+    return plan, {i: [Row(input=f"review {i}-{k}: a fine film", output="positive", source_row=i * size + k) for k in range(size)]
+                  for i in range(n_chunks)}
+
+
+def served_llm(server, cache: Path | None, max_calls: int | None = None):
+    from datatune.llm import LLM, Endpoint, ResponseCache
+
+    return LLM(Endpoint(server.url, "fake-model", "x"), concurrency=4, cache=ResponseCache(cache) if cache else None, max_calls=max_calls)
+
+
+def test_llm_fields_on_two_nodes_are_those_of_local_and_count_against_one_budget(on_cluster, tmp_path):
+    """Per-row LLM fields as Ray tasks: the rows of the local engine; every worker's requests in the driver's
+    usage and budget; the shared response cache serves a second run; a budget stops the fan-out."""
+    from datatune.core.errors import BudgetExceeded
+    from datatune.engines import get_engine
+
+    from .fake_openai import FakeOpenAI
+
+    plan, chunks = translation_chunks()
+    with FakeOpenAI(delay=0.01) as server:
+        local_llm = served_llm(server, tmp_path / "local-cache")
+        local = list(get_engine("local").fill_llm(plan, chunks, local_llm))
+        assert server.calls == 80
+        ray_llm = served_llm(server, tmp_path / "ray-cache")
+        on_ray = sorted(get_engine("ray").fill_llm(plan, chunks, ray_llm), key=lambda t: t[0])
+        assert server.calls == 160
+        assert [(i, [r.to_dict() for r in rows], d) for i, rows, d in on_ray] == [(i, [r.to_dict() for r in rows], d) for i, rows, d in local]
+        assert all(r.input.startswith("DE: review") and r.method == "llm" for _, rows, _ in on_ray for r in rows)
+        assert ray_llm.in_flight_peak == 0  # the driver sent nothing itself: the workers did
+        assert ray_llm.sent == 80 and ray_llm.usage.calls == 80 and ray_llm.usage.stage("execute-llm").prompt_tokens == 800
+
+        again = served_llm(server, tmp_path / "ray-cache")
+        assert len(list(get_engine("ray").fill_llm(plan, chunks, again))) == 5
+        assert server.calls == 160 and again.usage.cache_hits == 80 and again.sent == 0  # the workers read the shared cache
+
+        budget = served_llm(server, None, max_calls=40)
+        got = []
+        with pytest.raises(BudgetExceeded, match="budget of 40"):
+            for item in get_engine("ray").fill_llm(plan, chunks, budget):
+                got.append(item)
+        assert server.calls - 160 <= 40 and budget.sent <= 40 and len(got) <= 2
+
+
+def test_the_embedded_model_fills_its_fields_in_this_process():
+    from datatune.llm import LLM, Endpoint
+    from datatune.llm.portable import recipe
+
+    embedded = LLM(Endpoint(None, "qwen", embedded=True, start=lambda: pytest.fail("started")))
+    assert recipe(embedded, workers=4) is None
+    remote = LLM(Endpoint("http://127.0.0.1:9/v1", "m"), rpm=100, tpm=None)
+    r = recipe(remote, workers=4)
+    assert r is not None and r.rpm == 25 and r.tpm is None and r.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_a_build_with_llm_fields_on_two_nodes_gives_the_rows_of_local(on_cluster, hub_path, tmp_path, monkeypatch):
+    """`datatune build --engine ray` for a German task over English sources (a translation field per row,
+    from an OpenAI-compatible endpoint): the rows of `--engine local`, every row translated."""
+    from click.testing import CliRunner
+
+    from datatune.cli import main
+
+    from .fake_openai import FakeOpenAI
+    from .test_resume import TASK
+
+    catalog = tmp_path / "catalog"
+    (catalog / "datasets").mkdir(parents=True)
+    (catalog / "datasets" / "cornell-movie-review-data__rotten_tomatoes").symlink_to(hub_path / "datasets" / "cornell-movie-review-data__rotten_tomatoes")
+    outs = {}
+    with FakeOpenAI(delay=0.0) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "x")
+        for engine in ("local", "ray"):
+            monkeypatch.setenv("DATATUNE_CACHE", str(tmp_path / f"cache-{engine}"))  # each engine asks the endpoint itself
+            out = outs[engine] = tmp_path / engine
+            calls = server.calls
+            if engine == "ray":  # the translations go out from Ray tasks, not from this process
+                monkeypatch.setattr("datatune.engines.local.LocalEngine.fill_llm", lambda *a: pytest.fail("filled locally"))
+            result = CliRunner().invoke(main, ["build", TASK, "--catalog", str(catalog), "--size", "40", "--out", str(out), "-q",
+                                               "--no-synthetic", "--no-curate", "--no-embed", "--engine", engine])
+            assert result.exit_code == 0, result.output
+            assert server.calls - calls >= 40  # every translation was asked for
+    local, on_ray = rows_of(outs["local"]), rows_of(outs["ray"])
+    assert on_ray == local and sum(map(len, local.values())) == 40
+    assert all(r["input"].startswith("DE: ") and r["method"] == "llm" for rows in on_ray.values() for r in rows)
+
+
+def test_curation_on_two_nodes_makes_the_decisions_of_local(on_cluster, catalog, monkeypatch):
+    """Curation's per-row work (duplicate keys, word tokens) as Ray tasks over blocks of the pooled rows:
+    the same rows kept and dropped, reason by reason, as in this process, on real tweets with planted copies."""
+    import datatune.curate as curate_mod
+    from datatune.curate import curate
+    from datatune.engines import get_engine
+    from datatune.records import Row
+    from datatune.task import Example, TaskSpec
+
+    ds = catalog.load("tdavidson/hate_speech_offensive", "default", "train").select(range(3000))
+    rows = [Row(input=t, output="x", source_row=i) for i, t in enumerate(ds["tweet"])]
+    rows += [Row(input=r.input.upper() + "  ", output="X", source_row=10_000 + k) for k, r in enumerate(rows[:200])]  # exact copies
+    rows += [Row(input=r.input + " lol", output="x", source_row=20_000 + k) for k, r in enumerate(rows[200:400])]  # near copies
+    spec = TaskSpec(description="Classify tweets", output_kind="text", examples=[Example(input=rows[500].input, output="x")])
+    local = curate(rows, spec)
+    monkeypatch.setattr(curate_mod, "BLOCK", 700)  # five blocks of tasks, over both nodes
+    on_ray = curate(rows, spec, engine=get_engine("ray"))
+    assert local.drops["exact_duplicate"] >= 200 and local.drops["near_duplicate"] > 0 and local.drops["contaminated"] >= 1
+    assert on_ray.drops == local.drops
+    assert on_ray.kept.tolist() == local.kept.tolist()

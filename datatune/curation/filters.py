@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..records import Row
-from .text import normalize_text
+from .text import duplicate_keys, normalize_text
 
 Filtered = tuple[list[Row], Counter]
 
@@ -84,15 +84,15 @@ def filter_labels(rows: Sequence[Row], labels: Sequence[str], *, canonicalize: b
     return (canonical_labels(kept, labels) if canonicalize and labels else kept), counts
 
 
-def exact_duplicates_mask(rows: Sequence[Row]) -> np.ndarray:
-    """The first row of each (normalised input, normalised output) pair."""
-    seen: set[tuple[str, str]] = set()
-    keep = np.ones(len(rows), dtype=bool)
-    for i, r in enumerate(rows):
-        key = (normalize_text(r.input), normalize_text(r.output))
-        if key in seen:
-            keep[i] = False
-        seen.add(key)
+def exact_duplicates_mask(rows: Sequence[Row], *, keys: np.ndarray | None = None) -> np.ndarray:
+    """The first row of each (normalised input, normalised output) pair (text.duplicate_keys, made here
+    unless `keys` gives them, one per row)."""
+    if keys is None:
+        keys = duplicate_keys([(r.input, r.output) for r in rows])
+    keep = np.zeros(len(rows), dtype=bool)
+    if len(rows):
+        _, first = np.unique(keys, return_index=True)
+        keep[first] = True
     return keep
 
 

@@ -25,6 +25,16 @@ def normalize_text(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+def duplicate_keys(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """One 16-byte key per (input, output) pair: a BLAKE2b digest of both normalised texts, so pairs are
+    equal exactly when their keys are (a collision needs about 2**64 pairs) and keys made on different
+    workers compare by value."""
+    out = bytearray()
+    for a, b in pairs:
+        out += hashlib.blake2b(f"{normalize_text(a)}\x00{normalize_text(b)}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return np.frombuffer(bytes(out), dtype="V16")
+
+
 def tokenize(text: str) -> list[str]:
     """Case-folded word tokens: runs of letters and digits (punctuation dropped), CJK per character."""
     text = (text or "").casefold()
@@ -61,6 +71,17 @@ class Tokens:
         self.lengths = lengths
         self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])
+
+    @classmethod
+    def concat(cls, parts: Sequence["Tokens"]) -> "Tokens":
+        """The rows of `parts`, one after another (tokens made in blocks, e.g. on several workers)."""
+        out = cls()
+        out._set(np.concatenate([p.flat for p in parts] or [np.zeros(0, dtype=np.uint64)]),
+                 np.concatenate([p.lengths for p in parts] or [np.zeros(0, dtype=np.int64)]))
+        return out
+
+    def __reduce__(self):  # __slots__ without __dict__: pickle the arrays (tokens made on a Ray worker come back)
+        return (_tokens_from, (self.flat, self.lengths))
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> "Tokens":
         """The rows at `idx`, in that order."""
@@ -127,3 +148,9 @@ class Tokens:
                 sums = np.add.reduceat(terms, self.offsets[:-1][nonempty])
                 out[nonempty] = sums
         return out
+
+
+def _tokens_from(flat: np.ndarray, lengths: np.ndarray) -> Tokens:
+    out = Tokens()
+    out._set(flat, lengths)
+    return out

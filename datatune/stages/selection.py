@@ -40,7 +40,7 @@ def select_rows(executed: Executed, kept: list[Plan], spec: TaskSpec, ctx: Conte
     orders = [p.order.astype(kind, copy=False) + start for p, start in zip(pools.values(), starts)]
     view = orders[0] if len(orders) == 1 else np.concatenate(orders) if orders else np.zeros(0, dtype=kind)
     if curate_fn is not None and opts.curate:
-        result = curate_fn(table_to_rows(pooled.gather(view)), spec, eval_texts=opts.eval_texts)
+        result = curate_fn(table_to_rows(pooled.gather(view)), spec, eval_texts=opts.eval_texts, engine=ctx.engine)
         pooled = TableRows(rows_to_table(result.rows))
         view = np.arange(pooled.num_rows, dtype=np.int64)
         drops.update(result.drops)
