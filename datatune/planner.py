@@ -143,6 +143,25 @@ def find_options(features: datasets.Features, answer: str, prefer: list[str]) ->
     return [c for c in numbered if c != root(answer)], None
 
 
+def _answers_pick_options(column: str, options: list[str], labels, sample: list[dict]) -> bool:
+    """Whether `column` points into `options` on the sampled rows: an index or a letter (a class label
+    counts), or the text of one of the row's options in at least half of them."""
+    if labels:
+        return True
+    pairs = [(r, render(get_path(r, parse_path(column))).strip()) for r in sample]
+    pairs = [(r, v) for r, v in pairs if v]
+    if pairs and all(v.lstrip("-").isdigit() or (len(v) == 1 and v.isalpha()) for _, v in pairs):
+        return True
+    hits = 0
+    for r, v in pairs:
+        opts = []
+        for o in options:
+            got = get_path(r, parse_path(o))
+            opts.extend(got if isinstance(got, list) else [got])
+        hits += answer_key(v) in {answer_key(render(x)) for x in opts}
+    return hits >= 0.5 * max(1, len(pairs))
+
+
 def _index_column(features: datasets.Features, sample: list[dict], *, exclude: set[str]) -> str | None:
     """A column whose values are option indexes or letters (label, answerKey): few distinct small values."""
     for name, f in features.items():
@@ -208,6 +227,8 @@ def derive_output(spec: TaskSpec, column: str, features: datasets.Features, samp
             labels, values = class_names(features, column), [render(r.get(column)) for r in sample]
     options, keys = find_options(features, column, inputs)
     if spec.output_kind == "letter":
+        if options and not keys and not _answers_pick_options(column, options, labels, sample):
+            options = []  # a list of strings that isn't the answer's options (mbpp's test_list beside its text)
         if not options:
             return distractor_choices(spec, column, features, sample, inputs, seed)
         question = [c for c in inputs if root(c) != root(column) and root(c) not in {root(o) for o in options}]
@@ -325,15 +346,35 @@ def _question_like(column: str, sample: list[dict]) -> bool:
     return bool(vals) and sum(v.endswith("?") for v in vals) >= 0.5 * len(vals)
 
 
+def _answers_are_spans(column: str, inputs: list[str], sample: list[dict]) -> bool:
+    """Whether the answer is a piece of the input text in at least half of the sampled rows."""
+    hits = n = 0
+    for r in sample:
+        a = answers_of(get_path(r, parse_path(column)))
+        if not a:
+            continue
+        n += 1
+        text = " ".join(render(get_path(r, parse_path(c))) for c in inputs)
+        hits += bool(a[0].strip()) and a[0].strip().lower() in text.lower()
+    return n > 0 and hits >= 0.5 * n
+
+
+OWN_ANSWERS = 0.9  # share of distinct answers in the sample from which each row has an answer of its own
+
+
 def answer_pool(column: str, features: datasets.Features, sample: list[dict], inputs: list[str], need: int) -> tuple[list[str], list[str], str]:
     """(pool, inputs, why not): other rows' answers to draw from, when `column` holds short free-text answers
     to a question among the inputs. The pool is drawn at plan time from the sample, so it is part of the plan."""
     inputs = [c for c in inputs if root(c) != root(column)]
     if class_names(features, column):
         return [], inputs, f"{column} is a class label, not an answer to draw other rows' answers from"
-    if not any(_question_like(c, sample) for c in inputs):
-        return [], inputs, "no question among the input columns"
     firsts = [a[0] for a in (answers_of(get_path(r, parse_path(column))) for r in sample) if a]
+    # other rows' answers are wrong for this row when the input asks a question, or when every row has
+    # an answer of its own about the whole input (code and its description, an article and its title):
+    # not for shared answers, nor for spans of a passage (they answer a question the row doesn't show)
+    own = len({answer_key(a) for a in firsts}) >= OWN_ANSWERS * max(1, len(firsts)) and not _answers_are_spans(column, inputs, sample)
+    if not inputs or not (own or any(_question_like(c, sample) for c in inputs)):
+        return [], inputs, "no question among the input columns, and rows share their answers"
     if len(firsts) < 0.5 * len(sample):
         return [], inputs, f"{column} is empty in most rows"
     if statistics.median(len(a) for a in firsts) > 100:
@@ -564,6 +605,13 @@ def label_map_for(spec: TaskSpec, column: str, features: datasets.Features, samp
     return {**mapping, **confirmed}, check.to_dict()
 
 
+def usable_columns(columns: list[str], sample: list[dict], *, empty: float = 0.9) -> list[str]:
+    """The columns the model may choose from: not those empty in `empty` of the sampled rows (mbpp's
+    `test_setup_code` is '' in 199 of 200: as an input it gives no row). All of them if fewer than two are left."""
+    full = [c for c in columns if sum(not render(r.get(c)).strip() for r in sample) < empty * len(sample)]
+    return full if len(full) >= 2 else columns
+
+
 def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: LLM, max_reasks: int = 1, seed: int = 0,
                    mode: PlannerMode = "hybrid") -> Plan:
     """A validated plan for one (dataset, config), or a reject with its reason.
@@ -594,7 +642,7 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
                 got = max((sorted(set(m.values())) for m in label_maps.values()), key=len, default=[])
                 return reject(c, f"its labels ({names}) don't match the task's ({', '.join(spec.labels)})"
                               + (f": they give only {got}" if got else ""), label_check=label_checks)
-    Choice = column_choice_model(columns)
+    Choice = column_choice_model(usable_columns(columns, sample))
     errors = ""
     last: Plan | None = None
     for attempt in range(max_reasks + 1):

@@ -181,6 +181,32 @@ def test_distractor_choices(catalog, fake_llm, source, letters):
     assert len(ep.requests) == 1
 
 
+def test_distractors_for_code_descriptions(catalog, fake_llm):
+    """Code -> which description fits it (BIG-bench code_line_description) from mbpp's (code, text) pairs: no
+    question among the inputs, but every row has a description of its own, so other rows' are wrong for it.
+    Judged through provenance: the option at the output letter is the source row's own text, no other is."""
+    spec = TaskSpec(description="Give an English language description of Python code. Answer with the letter of the correct option.",
+                    output_kind="letter")
+    plan, _ = plan_on(catalog, fake_llm, spec, "google-research-datasets/mbpp", "full", ["code"], "text")
+    assert plan.keep, plan.reason
+    assert plan.output.kind == "distractor_letter" and plan.output.n_options == 4
+    rows = run(catalog, plan).rows
+    assert len(rows) > 300 and {r.output for r in rows} == set("ABCD")
+    for r, src, _ in sources(catalog, rows):
+        opts = [answer_norm(o) for o in lettered_options(r.input)]
+        own = answer_norm(" ".join(src["text"].split()))
+        assert opts[ord(r.output) - ord("A")] == own and opts.count(own) == 1
+        assert src["code"].split()[0] in r.input  # the code is the input
+
+
+def test_columns_empty_in_most_rows_are_not_offered_to_the_planner():
+    from datatune.planner import usable_columns
+
+    sample = [{"code": f"def f{i}(): pass", "text": f"Write f{i}", "setup": "" if i else "import os"} for i in range(20)]
+    assert usable_columns(["code", "text", "setup"], sample) == ["code", "text"]
+    assert usable_columns(["setup", "code"], [{"setup": "", "code": ""}]) == ["setup", "code"]  # nothing better to offer
+
+
 def test_distractors_are_not_drawn_where_options_exist(catalog, fake_llm):
     spec = TaskSpec(description="Answer multiple-choice science questions with the letter of the correct option", output_kind="letter")
     plan, _ = plan_on(catalog, fake_llm, spec, "cais/mmlu", "astronomy", ["question", "choices"], "answer")
