@@ -326,7 +326,9 @@ def index():
 @click.option("--force", is_flag=True, help="Rebuild even when the saved index is current.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Progress and the result as JSON events on stdout.")
-def index_build(catalog, force, quiet, as_json):
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, envvar="DATATUNE_ENGINE",
+              help="Where card texts are embedded: this process, or the CPUs of a Ray cluster ($DATATUNE_RAY_ADDRESS, else a local runtime).")
+def index_build(catalog, force, quiet, as_json, engine):
     """Build or refresh the index (incremental: unchanged documents keep their vectors)."""
     from dataclasses import asdict
 
@@ -335,7 +337,7 @@ def index_build(catalog, force, quiet, as_json):
 
     _quiet_libraries()
     reporter = _reporter(quiet, as_json)
-    idx = open_index(open_catalog(make_settings(catalog).catalog), progress=reporter, force=force)
+    idx = open_index(open_catalog(make_settings(catalog).catalog), progress=reporter, force=force, engine=engine)
     st = idx.stats
     if as_json:
         reporter.event("index", **{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(st).items()})

@@ -70,12 +70,18 @@ def _config_has_rows(hit) -> bool:
         return False
 
 
-def open_index(catalog: Catalog, *, root: Path | None = None, progress=False, force: bool = False):
+def open_index(catalog: Catalog, *, root: Path | None = None, progress=False, force: bool = False, engine: str = "local"):
     """The catalog's saved index, rebuilt (incrementally) when its inputs changed. progress: True (tqdm
-    bars), False, or the caller's Reporter (quiet: nothing; --json: JSON events)."""
+    bars), False, or the caller's Reporter (quiet: nothing; --json: JSON events). engine "ray": the
+    texts to embed are encoded on a Ray cluster's CPUs (engines/ray_embed.py)."""
     from retrieval_index.index import RetrievalIndex
 
-    return RetrievalIndex.load_or_build(catalog, root=root, progress=progress, force=force)
+    encoder = None
+    if engine == "ray":
+        from .engines.ray_embed import RayEncoder
+
+        encoder = RayEncoder()
+    return RetrievalIndex.load_or_build(catalog, root=root, progress=progress, force=force, encoder=encoder)
 
 
 def make_retriever(catalog: Catalog, *, benchmark: str | None = None, reporter: Reporter | None = None,

@@ -299,3 +299,38 @@ def test_curation_on_two_nodes_makes_the_decisions_of_local(on_cluster, catalog,
     assert local.drops["exact_duplicate"] >= 200 and local.drops["near_duplicate"] > 0 and local.drops["contaminated"] >= 1
     assert on_ray.drops == local.drops
     assert on_ray.kept.tolist() == local.kept.tolist()
+
+
+def test_card_texts_embedded_on_two_nodes_are_the_local_vectors(on_cluster, catalog):
+    """`index build --engine ray`: MiniLM on a pool of Ray actors, a block of whole encoding chunks each, in order."""
+    import numpy as np
+
+    from datatune.engines.ray_embed import RayEncoder
+    from retrieval_index.dense import Encoder
+
+    texts = [f"{e.id}: {e.summary[:120]}" for e in list(catalog.entries())[:150]]
+    local = Encoder(batch_size=1).encode(texts)
+    seen = []
+    on_ray = RayEncoder(batch_size=1).encode(texts, progress=seen.append)  # blocks of 128 texts: two tasks, one per node
+    assert seen == [128, 22]
+    assert on_ray.shape == local.shape and np.abs(on_ray - local).max() < 1e-5
+
+
+def test_index_build_takes_the_engine(monkeypatch, hub_path):
+    from click.testing import CliRunner
+
+    from datatune.cli import main
+
+    got = {}
+
+    class Stats:
+        loaded, entries, documents, embedded, reused, seconds = True, 1, 1, 0, 1, 0.0
+
+    def fake_open_index(catalog, **kw):
+        got.update(kw)
+        return type("I", (), {"stats": Stats()})()
+
+    monkeypatch.setattr("datatune.retrieve.open_index", fake_open_index)
+    result = CliRunner().invoke(main, ["index", "build", "--catalog", str(hub_path), "-q", "--engine", "ray"])
+    assert result.exit_code == 0, result.output
+    assert got["engine"] == "ray"
