@@ -26,8 +26,8 @@ cli = reproduces.cli  # the fixture: `datatune ARGS` with the task's fake LLM an
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")  # Ray copying its own context
 
-# The build maps 8,192-row batches: smaller ones spread each split over both nodes.
-SMALL_BATCH = 250
+# The build maps 8,192-row batches: smaller ones spread each split over both nodes (a few blocks each: every Ray task costs scheduling).
+SMALL_BATCH = 1000
 SIZE = 300
 # The flags of each task's build. science_mc's sources are small enough at --per-source-cap 1 that their
 # pools keep pass 1's valid places and outputs (execute.sample_pool's `retain`): a batch out of place changes the rows.

@@ -48,7 +48,7 @@ def rows(out: Path):
 
 @pytest.mark.slow
 def test_sigkill_mid_execution_then_resume(tiny_catalog, tmp_path):
-    with FakeOpenAI(delay=0.15) as server:
+    with FakeOpenAI(delay=0.05) as server:
         # uninterrupted reference build (its own LLM cache)
         ref = tmp_path / "ref"
         subprocess.run(build_cmd(tiny_catalog, ref), env=env_for(server, tmp_path / "cache-ref"), check=True, timeout=600)
