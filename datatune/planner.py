@@ -632,12 +632,15 @@ def plan_candidate(spec: TaskSpec, c: Candidate, ds: datasets.Dataset, *, llm: L
         label_cols = [col for col in columns if class_names(features, col)]
         string_labels = any(isinstance(features[col], datasets.Value) and features[col].dtype == "string"
                             and len({render(r[col]) for r in sample}) <= 20 for col in columns)
-        if label_cols and not string_labels and not verification_labels(spec):
+        if label_cols and not verification_labels(spec):
+            # class labels are mapped even beside a string column of few values (circa's free-text
+            # `judgements` beside its `goldstandard1` classes): the model may name the string column,
+            # and code then prefers the class label column that fills the task's labels best
             for col in label_cols:
                 label_maps[col], info = label_map_for(spec, col, features, sample, llm, seed=seed)
                 if info:
                     label_checks[col] = info
-            if not any(len(set(m.values())) >= _label_need(spec) for m in label_maps.values()):
+            if not string_labels and not any(len(set(m.values())) >= _label_need(spec) for m in label_maps.values()):
                 names = ", ".join(class_names(features, label_cols[0]) or [])
                 got = max((sorted(set(m.values())) for m in label_maps.values()), key=len, default=[])
                 return reject(c, f"its labels ({names}) don't match the task's ({', '.join(spec.labels)})"

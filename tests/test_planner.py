@@ -189,3 +189,22 @@ def test_reject_kinds_are_fields_and_older_files_still_read():
     assert old.card_only and old.reject_kind == "card_only"
     planned = Plan(dataset="a/b", config="c", splits=[], keep=False, reason="its labels don't match", reject_kind="planner")
     assert not planned.card_only
+
+
+def test_class_labels_are_mapped_beside_a_free_text_label_column(catalog, fake_llm):
+    """circa: the model names `judgements` ('Yes#Yes#Probably no#...', free text); the class label column
+    `goldstandard1` beside it fills yes/no, so code plans with it instead of rejecting the source."""
+    spec = TaskSpec(description="Predict whether Speaker 2's answer to Speaker 1 counts as a yes or as a no.",
+                    output_kind="label", labels=["yes", "no"])
+    plan, result, _ = plan_and_run(catalog, fake_llm, spec, "google-research-datasets/circa", "default",
+                                   ["context", "question-X", "answer-Y"], "judgements")
+    assert plan.keep, plan.reason
+    assert plan.output.column.startswith("goldstandard") and set(plan.output.label_map.values()) == {"yes", "no"}
+    features = catalog.load("google-research-datasets/circa", "default", result.rows[0].source_split).features
+
+    def gold(src):
+        name = features[plan.output.column].names[src[plan.output.column]]
+        return {"Yes": "yes", "No": "no"}.get(name)
+
+    assert {r.output for r in result.rows} == {"yes", "no"}
+    assert_gold(catalog, result, gold)
