@@ -128,7 +128,7 @@ def test_readme_example_through_the_cli(hub_path, persistent_dir, tmp_path, monk
     agree, n = gold_agreement(cat, [r for r in rows if r.method == "mapped"], "label", lexicon=SENTIMENT)
     assert agree == n  # 100% of mapped rows
     first = json.loads((out / "manifest.json").read_text())["llm"]["total"]
-    assert first["calls"] > 0 and first["cache_hits"] == 0  # the model answered, nothing came from an earlier run
+    assert first["calls"] > 0  # the model answered (a fresh cache: hits only for requests repeated within this build)
     # a second identical build is served wholly from the cache: zero LLM calls, the same rows
     again = tmp_path / "again"
     assert CliRunner().invoke(main, args + ["--out", str(again)]).exit_code == 0
