@@ -73,16 +73,22 @@ def _is_letter_set(outs: list[str]) -> bool:
 
 
 def _letters(description: str, examples: list[Example], outs: list[str]) -> list[str]:
-    """The option letters a task uses: those its definition quotes ("A", "B", "C", and "D"), else A up to
-    the last option letter its examples show."""
+    """The option letters a task uses: those its definition quotes ("A", "B", "C", and "D"), else the run
+    A, B, C, ... of option letters its examples show."""
     quoted = [q for q in definitions.quoted_labels(description) if len(q) == 1 and q.isalpha()]
     if len(quoted) >= 2:
         last = max(q.upper() for q in quoted)
     else:
-        shown = [m.upper() for e in examples for m in re.findall(r"\(([A-Za-z])\)|^\s*([A-Za-z])[.)]\s", e.input, re.M) for m in m if m]
+        shown = {m.upper() for e in examples for m in re.findall(r"\(([A-Za-z])\)|^\s*([A-Za-z])[.)]\s", e.input, re.M) for m in m if m}
         if not shown:
             return []
-        last = max(shown + [o.upper() for o in outs])
+        shown |= {o.upper() for o in outs}
+        if "A" not in shown:
+            return []
+        # options run A, B, C, ... without a gap; a letter past the run is something else (code's `set(y)`)
+        last = "A"
+        while chr(ord(last) + 1) in shown:
+            last = chr(ord(last) + 1)
     letters = [chr(c) for c in range(ord("A"), ord(last) + 1)]
     return [x.lower() for x in letters] if all(o.islower() for o in outs) else letters
 

@@ -89,3 +89,13 @@ def test_definitions_name_labels_and_meanings_without_the_model():
     spec = expand_task("Pick the answer. Answer with one of a, b, c, d and e.", [Example(input="x a ) 1 , b ) 2", output="d"),
                                                                                 Example(input="y a ) 1 , b ) 2", output="e")], None)
     assert spec.output_kind == "letter" and spec.lowercase_letters
+
+
+def test_option_letters_are_the_run_the_examples_show_not_letters_in_code():
+    # BIG-bench code_line_description: `print(set(x)-set(y))` holds '(x)' and '(y)'; the options are A-D
+    ex = [Example(input="x = {5,6,7,8}\ny = {5,6,10,11}\nprint(set(x)-set(y))\nA. initializes x\nB. computes x - y\n"
+                        "C. prints the elements of x not in y\nD. prints the difference", output="C")]
+    spec = expand_task("Give an English language description of Python code. Answer with the letter of the correct option.", ex, None)
+    assert spec.output_kind == "letter" and spec.letters == ["A", "B", "C", "D"]
+    spec = expand_task("Pick the answer", [Example(input="Which? (A) one (B) two (C) three", output="b")], None)
+    assert spec.letters == ["a", "b", "c"] and spec.lowercase_letters
