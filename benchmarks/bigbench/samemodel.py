@@ -240,6 +240,11 @@ def student_phase(task_path: str, *, out: Path, student, size: int, n_test: int,
         save_json(f, res)
         arms_out[arm] = res
         log(f"[{task.name}] {arm}: {res['score']['normalized_score']} ± {res['score']['normalized_se']} in {res['student_s']} s")
+    for other in ARMS:  # an arm this run didn't touch (--arms) keeps its last result
+        f = rdir / f"{slug_arm(other)}.json"
+        if other not in arms_out and f.is_file():
+            arms_out[other] = json.loads(f.read_text())
+    arms_out = {a: arms_out[a] for a in ARMS if a in arms_out}
     result = {"task": task.name, "task_path": task.path, "description": task.description, "lettered": task.lettered,
               "labels": task.labels, "items": len(task.items), "split": split.summary(),
               "config": {"size": size, "n_test": len(items), "seed": seed, "student": cfg}, "versions": versions(), "arms": arms_out}
