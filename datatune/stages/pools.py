@@ -91,20 +91,16 @@ def llm_rows(plan: Plan, rows: list[Row], ctx: Context, engine=None) -> tuple[li
     failed = 0
     with ctx.reporter.bar(f"llm rows {plan.dataset}", total=len(rows), unit="row") as bar:
         bar.update(sum(min(LLM_CHUNK, len(rows) - idx * LLM_CHUNK) for idx in shards))
-        chunks = engine.fill_llm(plan, todo, ctx.llm)
-        while True:
-            try:
-                idx, done, d = next(chunks)
-            except StopIteration:
-                break
-            except (BudgetExceeded, OfflineError) as e:
-                stopped = min(set(todo) - set(shards))
-                raise type(e)(f"{e} (stopped during {plan.key}, chunk {stopped}; the run state is kept in {run.out})") from e
-            failed += d.get("llm_failed", 0)
-            drops.update(d)
-            run.write_shard(plan.key, idx, done)
-            shards[idx] = done
-            bar.update(len(todo[idx]))
+        try:
+            for idx, done, d in engine.fill_llm(plan, todo, ctx.llm):
+                failed += d.get("llm_failed", 0)
+                drops.update(d)
+                run.write_shard(plan.key, idx, done)
+                shards[idx] = done
+                bar.update(len(todo[idx]))
+        except (BudgetExceeded, OfflineError) as e:
+            stopped = min(set(todo) - set(shards))
+            raise type(e)(f"{e} (stopped during {plan.key}, chunk {stopped}; the run state is kept in {run.out})") from e
     out = [r for idx in sorted(shards) for r in shards[idx]]
     if rows and failed / len(rows) > 1 / 3:
         ctx.reporter.event("skip", message=f"drop {plan.key}: {failed} of {len(rows)} LLM rows failed (more than a third)")
